@@ -1,0 +1,56 @@
+// Test helpers: where the shared reference material and the slm binary are.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sys/wait.h>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace slm::test {
+
+// SLM_SHARED if set, else the default CMake passes (../shared from the repository root).
+inline std::string shared_dir() {
+  if (const char* s = std::getenv("SLM_SHARED"); s && *s) return s;
+  if (const char* s = std::getenv("SLM_SHARED_DEFAULT"); s && *s) return s;
+  return "../shared";
+}
+inline std::string shared(const std::string& rel) { return shared_dir() + "/" + rel; }
+
+inline std::string slm_bin() {
+  if (const char* s = std::getenv("SLM_BIN"); s && *s) return s;
+  return "build/slm";
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("cannot open " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+inline std::vector<float> read_f32(const std::string& path) {
+  std::string s = read_file(path);
+  std::vector<float> v(s.size() / 4);
+  std::memcpy(v.data(), s.data(), v.size() * 4);
+  return v;
+}
+
+// Runs a shell command, returns its stdout; *rc gets the exit status.
+inline std::string run_cmd(const std::string& cmd, int* rc = nullptr) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) throw std::runtime_error("popen failed: " + cmd);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int st = pclose(p);
+  if (rc) *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+}  // namespace slm::test
