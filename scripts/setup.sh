@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything slm's build and tests need on a fresh Debian 12 (run as root; safe to
+# run again), then builds Release into build/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  cmake ninja-build g++ pkg-config git ca-certificates   # build
+  libhwy-dev                # SIMD (Highway)
+  libpcre2-dev              # pre-tokenizer regexes
+  nlohmann-json3-dev        # JSON
+  libcpp-httplib-dev        # HTTP server
+  libcli11-dev              # command line
+  libfmt-dev                # formatting
+  libgtest-dev libgmock-dev # tests
+  libbenchmark-dev          # micro-benchmarks
+  clang                     # libFuzzer target for the GGUF reader
+)
+# Node.js and npm for the end-to-end tests with the official OpenAI client (some machines
+# carry a newer Node.js of their own; only install Debian's when there is none).
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ -f tests/e2e/package.json ] && command -v npm >/dev/null; then
+  (cd tests/e2e && npm install --no-audit --no-fund --silent)
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j "$jobs"
+echo "setup: built build/slm"
