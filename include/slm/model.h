@@ -1,0 +1,77 @@
+// Model: a GGUF file's config and weights (memory-mapped), and the forward pass that turns
+// tokens at positions of one sequence into logits, reading and extending that sequence's
+// KvCache. A Model is immutable after load and may serve many sequences (one KvCache each)
+// from several threads.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "quant/types.h"
+
+namespace slm {
+
+class GgufFile;
+class ThreadPool;
+struct ModelConfig;
+struct Weights;
+
+// Keys and values of every layer for positions [0, n_ctx) of one sequence. Rows are stored
+// post-RoPE; the element type is F32 or F16. Per-layer widths may differ (OpenELM).
+class KvCache {
+ public:
+  KvCache(const ModelConfig& config, int n_ctx, GgmlType type = GgmlType::F32);
+  int n_ctx() const { return n_ctx_; }
+  GgmlType type() const { return type_; }
+  size_t bytes() const;  // memory held by the cache
+
+  // Stores one position's keys/values of layer il (widths as the layer has them).
+  void store(int il, int pos, const float* k, const float* v);
+  // A position's key/value row as f32: a pointer into the cache (F32), or into tmp (F16).
+  const float* key(int il, int pos, float* tmp) const;
+  const float* value(int il, int pos, float* tmp) const;
+  int k_width(int il) const { return layers_[il].k_width; }
+  int v_width(int il) const { return layers_[il].v_width; }
+
+ private:
+  struct Layer {
+    int k_width = 0, v_width = 0;
+    std::vector<uint8_t> k, v;
+  };
+  const float* row(const std::vector<uint8_t>& data, int width, int pos, float* tmp) const;
+  int n_ctx_;
+  GgmlType type_;
+  std::vector<Layer> layers_;
+};
+
+class Model {
+ public:
+  // Opens and maps the file, reads the config and binds the weights. Throws slm::Error
+  // naming the file and the key/tensor at fault.
+  static std::unique_ptr<Model> load(const std::string& path);
+  static std::unique_ptr<Model> from_gguf(std::shared_ptr<const GgufFile> file);
+  ~Model();
+
+  const ModelConfig& config() const { return *config_; }
+  const Weights& weights() const { return *weights_; }
+  const GgufFile& file() const { return *file_; }
+  int n_vocab() const;
+  size_t weight_bytes() const;  // bytes of tensor data mapped
+
+  // Evaluates tokens[0..n) at positions pos0..pos0+n-1 of the sequence held in `cache`
+  // (positions < pos0 must already be there). Writes n·n_vocab logits (all_logits) or the
+  // last position's n_vocab logits. Throws slm::Error for an out-of-range token id or a
+  // position past the cache's context.
+  void forward(ThreadPool& pool, KvCache& cache, const int32_t* tokens, int n, int pos0,
+               float* logits, bool all_logits) const;
+
+ private:
+  Model() = default;
+  std::shared_ptr<const GgufFile> file_;
+  std::unique_ptr<ModelConfig> config_;
+  std::unique_ptr<Weights> weights_;
+};
+
+}  // namespace slm

@@ -1,0 +1,62 @@
+#include <cstring>
+
+#include "model/config.h"
+#include "slm/error.h"
+#include "slm/model.h"
+
+namespace slm {
+
+KvCache::KvCache(const ModelConfig& c, int n_ctx, GgmlType type) : n_ctx_(n_ctx), type_(type) {
+  if (n_ctx <= 0) throw Error("KV cache: context size must be positive, got " + std::to_string(n_ctx));
+  if (type != GgmlType::F32 && type != GgmlType::F16)
+    throw Error(std::string("KV cache: type must be f32 or f16, got ") + type_name(type));
+  const size_t elem = type == GgmlType::F32 ? 4 : 2;
+  for (const LayerConfig& L : c.layers) {
+    Layer l;
+    l.k_width = L.n_head_kv * c.head_dim_k;
+    l.v_width = L.n_head_kv * c.head_dim_v;
+    l.k.resize(size_t(n_ctx) * l.k_width * elem);
+    l.v.resize(size_t(n_ctx) * l.v_width * elem);
+    layers_.push_back(std::move(l));
+  }
+}
+
+size_t KvCache::bytes() const {
+  size_t b = 0;
+  for (const Layer& l : layers_) b += l.k.size() + l.v.size();
+  return b;
+}
+
+namespace {
+void put(std::vector<uint8_t>& data, GgmlType type, int width, int pos, const float* src) {
+  if (type == GgmlType::F32) {
+    std::memcpy(data.data() + size_t(pos) * width * 4, src, size_t(width) * 4);
+  } else {
+    uint16_t* dst = reinterpret_cast<uint16_t*>(data.data()) + size_t(pos) * width;
+    for (int i = 0; i < width; ++i) dst[i] = f32_to_fp16(src[i]);
+  }
+}
+}  // namespace
+
+void KvCache::store(int il, int pos, const float* k, const float* v) {
+  if (pos < 0 || pos >= n_ctx_) throw Error("KV cache: position " + std::to_string(pos) + " outside the context of " + std::to_string(n_ctx_));
+  Layer& l = layers_[il];
+  put(l.k, type_, l.k_width, pos, k);
+  put(l.v, type_, l.v_width, pos, v);
+}
+
+const float* KvCache::row(const std::vector<uint8_t>& data, int width, int pos, float* tmp) const {
+  if (type_ == GgmlType::F32) return reinterpret_cast<const float*>(data.data()) + size_t(pos) * width;
+  const uint16_t* src = reinterpret_cast<const uint16_t*>(data.data()) + size_t(pos) * width;
+  for (int i = 0; i < width; ++i) tmp[i] = fp16_to_f32(src[i]);
+  return tmp;
+}
+
+const float* KvCache::key(int il, int pos, float* tmp) const {
+  return row(layers_[il].k, layers_[il].k_width, pos, tmp);
+}
+const float* KvCache::value(int il, int pos, float* tmp) const {
+  return row(layers_[il].v, layers_[il].v_width, pos, tmp);
+}
+
+}  // namespace slm

@@ -1,0 +1,152 @@
+// Every reference fixture in ../shared/fixtures: evaluate input_ids in one batch and compare
+// with llama.cpp's logits at the README tolerance for the file's type; then greedy decoding
+// one token at a time through the KV cache.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/shared.h"
+#include "kernels/thread_pool.h"
+#include "model/config.h"
+#include "slm/model.h"
+
+namespace slm {
+namespace {
+
+using nlohmann::json;
+
+std::vector<std::string> fixture_names() {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(test::shared("fixtures"))) {
+    std::string f = e.path().filename().string();
+    if (f.size() > 5 && f.ends_with(".json") && !f.ends_with(".info.json")) names.push_back(f.substr(0, f.size() - 5));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+int argmax(const float* x, int n) {
+  int best = 0;
+  for (int i = 1; i < n; ++i)
+    if (x[i] > x[best]) best = i;  // ties go to the lowest id
+  return best;
+}
+
+struct Fixture {
+  json j;
+  std::unique_ptr<Model> model;
+  std::vector<float> ref;
+  int n_vocab = 0;
+  float std_ = 0;
+  std::string type;
+  bool gemma = false;
+  bool moe = false;
+  explicit Fixture(const std::string& name) {
+    j = json::parse(test::read_file(test::shared("fixtures/" + name + ".json")));
+    model = Model::load(test::shared("fixtures/" + j["file"].get<std::string>()));
+    ref = test::read_f32(test::shared("fixtures/" + j["logits"].get<std::string>()));
+    n_vocab = j["n_vocab"];
+    std_ = j["stats"]["logits_std"];
+    type = j["type"];
+    std::string arch = j["arch"];
+    gemma = arch.rfind("gemma", 0) == 0;
+    moe = j.contains("routing");
+  }
+  int n_ctx() const { return j["n_ctx"]; }
+  std::vector<int32_t> ids() const { return j["input_ids"].get<std::vector<int32_t>>(); }
+};
+
+class FixtureTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FixtureTest, BatchLogitsMatchReference) {
+  Fixture fx(GetParam());
+  std::vector<int32_t> ids = fx.ids();
+  const int n = static_cast<int>(ids.size()), V = fx.n_vocab;
+  ASSERT_EQ(fx.ref.size(), size_t(n) * V);
+  ASSERT_EQ(fx.model->n_vocab(), V);
+
+  ThreadPool pool(2);
+  KvCache cache(fx.model->config(), fx.n_ctx());
+  std::vector<float> got(size_t(n) * V);
+  fx.model->forward(pool, cache, ids.data(), n, 0, got.data(), true);
+
+  double max_abs = 0;
+  for (size_t i = 0; i < got.size(); ++i) max_abs = std::max(max_abs, double(std::fabs(got[i] - fx.ref[i])));
+  const double scale = std::max(1.0f, fx.std_);
+  if (fx.type == "F32") {
+    EXPECT_LE(max_abs, (fx.gemma ? 5e-3 : 1e-3) * scale);
+  } else if (fx.type == "F16") {
+    EXPECT_LE(max_abs, 1e-2 * scale);
+  } else {
+    std::vector<int> exempt;
+    if (fx.moe) exempt = fx.j["routing"]["near_tie_positions"].get<std::vector<int>>();
+    int agree = 0, counted = 0;
+    double worst = 0;
+    for (int t = 0; t < n; ++t) {
+      if (std::find(exempt.begin(), exempt.end(), t) != exempt.end()) continue;
+      const float* g = &got[size_t(t) * V];
+      const float* r = &fx.ref[size_t(t) * V];
+      double ss = 0;
+      for (int i = 0; i < V; ++i) ss += double(g[i] - r[i]) * (g[i] - r[i]);
+      worst = std::max(worst, std::sqrt(ss / V) / fx.std_);
+      std::vector<float> sorted(r, r + V);
+      std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
+      bool same = argmax(g, V) == argmax(r, V);
+      ++counted;
+      agree += same;
+      if (sorted[0] - sorted[1] >= 0.15 * fx.std_) {
+        EXPECT_TRUE(same) << "argmax differs at position " << t;
+      }
+    }
+    EXPECT_LE(worst, 0.1) << "worst position rms(delta)/std";
+    EXPECT_GE(double(agree) / counted, 0.85) << "argmax agreement";
+  }
+  std::printf("[%s] max|d| = %.3g (%.3g std)\n", GetParam().c_str(), max_abs, max_abs / fx.std_);
+
+  // Greedy: prompt in one batch, then one token at a time.
+  const json& gr = fx.j["greedy"];
+  std::vector<int32_t> prompt = gr["prompt_ids"].get<std::vector<int32_t>>();
+  std::vector<int32_t> want = gr["output_ids"].get<std::vector<int32_t>>();
+  std::vector<double> margins = gr["margins"].get<std::vector<double>>();
+  KvCache gcache(fx.model->config(), fx.n_ctx());
+  std::vector<float> last(V);
+  fx.model->forward(pool, gcache, prompt.data(), int(prompt.size()), 0, last.data(), false);
+  int pos = int(prompt.size());
+  bool exact = fx.type == "F32" || fx.type == "F16";
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (!exact && margins[i] < 2 * max_abs) break;  // a legitimately close call from here on
+    int32_t tok = argmax(last.data(), V);
+    ASSERT_EQ(tok, want[i]) << "greedy step " << i;
+    fx.model->forward(pool, gcache, &tok, 1, pos++, last.data(), false);
+  }
+}
+
+// The KV-cache path (one token at a time) gives the batch logits.
+TEST_P(FixtureTest, TokenByTokenMatchesBatch) {
+  Fixture fx(GetParam());
+  if (fx.type != "F32" && fx.type != "Q4_K_M") GTEST_SKIP() << "checked on F32 and Q4_K_M files";
+  std::vector<int32_t> ids = fx.ids();
+  ids.resize(20);
+  const int n = int(ids.size()), V = fx.n_vocab;
+  ThreadPool pool(2);
+  KvCache c1(fx.model->config(), fx.n_ctx()), c2(fx.model->config(), fx.n_ctx());
+  std::vector<float> batch(size_t(n) * V), step(V);
+  fx.model->forward(pool, c1, ids.data(), n, 0, batch.data(), true);
+  for (int t = 0; t < n; ++t) {
+    fx.model->forward(pool, c2, &ids[t], 1, t, step.data(), false);
+    for (int i = 0; i < V; ++i) ASSERT_NEAR(step[i], batch[size_t(t) * V + i], 1e-5 * fx.std_) << "position " << t;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shared, FixtureTest, ::testing::ValuesIn(fixture_names()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string s = info.param;
+                           std::replace(s.begin(), s.end(), '-', '_');
+                           return s;
+                         });
+
+}  // namespace
+}  // namespace slm
