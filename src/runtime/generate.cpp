@@ -1,0 +1,95 @@
+#include <chrono>
+
+#include "slm/error.h"
+#include "slm/sampler.h"
+#include "slm/session.h"
+#include "slm/tokenizer.h"
+
+namespace slm {
+
+std::string StopMatcher::push(const std::string& text) {
+  if (stopped_) return "";
+  held_ += text;
+  // A complete stop string: show what precedes the earliest one and stop.
+  size_t first = std::string::npos;
+  for (const std::string& s : stops_) {
+    if (s.empty()) continue;
+    size_t at = held_.find(s);
+    if (at < first) first = at;
+  }
+  if (first != std::string::npos) {
+    stopped_ = true;
+    std::string out = held_.substr(0, first);
+    held_.clear();
+    return out;
+  }
+  // Keep the longest tail that is a proper prefix of some stop string.
+  size_t keep = 0;
+  for (const std::string& s : stops_)
+    for (size_t k = std::min(s.size() - (s.empty() ? 0 : 1), held_.size()); k > keep; --k)
+      if (held_.compare(held_.size() - k, k, s, 0, k) == 0) {
+        keep = k;
+        break;
+      }
+  std::string out = held_.substr(0, held_.size() - keep);
+  held_.erase(0, held_.size() - keep);
+  return out;
+}
+
+std::string StopMatcher::flush() {
+  std::string out = stopped_ ? "" : held_;
+  held_.clear();
+  return out;
+}
+
+GenerateResult generate(Session& session, Sampler& sampler, const Tokenizer& tok,
+                        const std::vector<int32_t>& prompt, const GenerateParams& params,
+                        const std::function<void(const std::string&)>& on_text) {
+  using clock = std::chrono::steady_clock;
+  GenerateResult r;
+  if (prompt.empty()) throw Error("empty prompt: nothing to evaluate");
+  auto emit = [&](const std::string& s) {
+    if (s.empty()) return;
+    r.text += s;
+    on_text(s);
+  };
+
+  auto t0 = clock::now();
+  session.eval(prompt);
+  r.prompt_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  r.n_prompt = static_cast<int>(prompt.size());
+  for (int32_t t : prompt) sampler.accept(t);
+
+  StreamDecoder decoder(tok);
+  StopMatcher stops(params.stops);
+  const int n_vocab = session.model().n_vocab();
+  r.stop_reason = "length";
+  auto t1 = clock::now();
+  while (params.n_predict < 0 || r.n_generated < params.n_predict) {
+    int32_t next = sampler.sample(session.logits().data(), n_vocab);
+    if (tok.is_eog(next)) {
+      r.stop_reason = "eog";
+      break;
+    }
+    sampler.accept(next);
+    r.tokens.push_back(next);
+    ++r.n_generated;
+    emit(stops.push(decoder.push(next)));
+    if (stops.stopped()) {
+      r.stop_reason = "stop";
+      break;
+    }
+    if (params.n_predict >= 0 && r.n_generated >= params.n_predict) break;
+    if (session.n_past() >= session.n_ctx()) {
+      r.stop_reason = "context";
+      break;
+    }
+    session.eval({next});
+  }
+  r.generate_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+  if (!stops.stopped()) emit(stops.push(decoder.flush()));
+  emit(stops.flush());
+  return r;
+}
+
+}  // namespace slm

@@ -1,0 +1,36 @@
+#include "slm/session.h"
+
+#include <algorithm>
+
+#include "model/config.h"
+#include "slm/error.h"
+
+namespace slm {
+
+int default_context(const Model& model) { return std::min(model.config().n_ctx_train, 4096); }
+
+Session::Session(const Model& model, ThreadPool& pool, int n_ctx, GgmlType kv_type)
+    : model_(model), pool_(pool), cache_(model.config(), n_ctx > 0 ? n_ctx : default_context(model), kv_type) {}
+
+const std::vector<float>& Session::eval(const std::vector<int32_t>& tokens, bool all_logits) {
+  const int n = static_cast<int>(tokens.size());
+  if (n == 0) throw Error("eval: no tokens");
+  if (int64_t(n_past_) + n > n_ctx()) {
+    if (n_past_ == 0)
+      throw Error("prompt of " + std::to_string(n) + " tokens is longer than the context of " +
+                  std::to_string(n_ctx()) + " tokens");
+    throw Error("context full: " + std::to_string(n_past_) + " + " + std::to_string(n) +
+                " tokens exceed the context of " + std::to_string(n_ctx()));
+  }
+  logits_.resize(size_t(all_logits ? n : 1) * model_.n_vocab());
+  model_.forward(pool_, cache_, tokens.data(), n, n_past_, logits_.data(), all_logits);
+  n_past_ += n;
+  return logits_;
+}
+
+void Session::truncate(int n) {
+  if (n < 0 || n > n_past_) throw Error("truncate: " + std::to_string(n) + " is not in 0.." + std::to_string(n_past_));
+  n_past_ = n;
+}
+
+}  // namespace slm
