@@ -14,5 +14,7 @@ Action add_tokenize(CLI::App& app);
 Action add_run(CLI::App& app);
 Action add_logits(CLI::App& app);
 Action add_template(CLI::App& app);
+Action add_serve(CLI::App& app);
+Action add_chat(CLI::App& app);
 
 }  // namespace slm::cli
