@@ -1,0 +1,337 @@
+// The HTTP side of `slm serve`: routes, authentication, body limits, SSE streaming, metrics
+// and graceful shutdown. Generation itself happens in the Scheduler.
+#include "server/http.h"
+
+#include <httplib.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "app/chat_format.h"
+#include "gguf/gguf.h"
+#include "model/config.h"
+#include "server/scheduler.h"
+#include "slm/error.h"
+#include "slm/model.h"
+#include "slm/tokenizer.h"
+
+namespace slm::server {
+namespace {
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string make_id(const char* prefix) {
+  static std::atomic<uint64_t> counter{0};
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s-%llx%06llx", prefix, static_cast<unsigned long long>(unix_now()),
+                static_cast<unsigned long long>(counter.fetch_add(1)));
+  return buf;
+}
+
+void send_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(error_body(e), "application/json");
+}
+
+ApiError status_error(int status) {
+  ApiError e;
+  e.status = status;
+  switch (status) {
+    case 404: e.message = "not found"; e.code = "not_found"; break;
+    case 405: e.message = "method not allowed"; break;
+    case 413: e.message = "request body too large"; e.code = "request_too_large"; break;
+    case 414: e.message = "request URI too long"; break;
+    case 429: e.message = "too many requests"; e.type = "rate_limit_error"; break;
+    case 503: e.message = "service unavailable"; e.type = "server_error"; break;
+    case 504: e.message = "timed out"; e.type = "server_error"; break;
+    default:
+      e.message = "HTTP error " + std::to_string(status);
+      if (status >= 500) e.type = "server_error";
+  }
+  return e;
+}
+
+struct Server {
+  ServeOptions opt;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<ChatFormatter> chat;
+  std::unique_ptr<Scheduler> sched;
+  std::string model_id;
+  std::atomic<bool> ready{false};
+  httplib::Server http;
+
+  bool authorized(const httplib::Request& req, httplib::Response& res) {
+    if (opt.api_key.empty()) return true;
+    if (req.get_header_value("Authorization") == "Bearer " + opt.api_key) return true;
+    ApiError e;
+    e.status = 401;
+    e.message = req.has_header("Authorization") ? "incorrect API key provided" : "missing API key (Authorization: Bearer ...)";
+    e.code = "invalid_api_key";
+    sched->count_error(401);
+    send_error(res, e);
+    return false;
+  }
+
+  void completions(const httplib::Request& req, httplib::Response& res, bool chat_api) {
+    if (!authorized(req, res)) return;
+    std::shared_ptr<Job> job;
+    try {
+      CompletionRequest r = parse_completion_request(req.body, chat_api);
+      if (!r.model.empty() && r.model != model_id) {
+        ApiError e;
+        e.status = 404;
+        e.message = "the model '" + r.model + "' does not exist; this server serves '" + model_id + "'";
+        e.param = "model";
+        e.code = "model_not_found";
+        throw e;
+      }
+      r.model = model_id;
+      std::vector<int32_t> prompt;
+      try {
+        prompt = chat_api ? chat->encode(r.messages, true) : tok->encode(r.prompt, true, false);
+      } catch (const Error& err) {
+        ApiError e;
+        e.status = 400;
+        e.message = std::string("cannot format the conversation: ") + err.what();
+        e.param = chat_api ? "messages" : "prompt";
+        throw e;
+      }
+      job = sched->submit(std::move(r), std::move(prompt));
+    } catch (const ApiError& e) {
+      sched->count_error(e.status);
+      send_error(res, e);
+      return;
+    }
+
+    const std::string id = make_id(chat_api ? "chatcmpl" : "cmpl");
+    const int64_t created = unix_now();
+    const int timeout_ms = opt.timeout_s * 1000;
+    if (!job->request.stream) {
+      std::string text;
+      JobEvent ev;
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+      for (;;) {
+        if (!job->next(&ev, 200)) {
+          if (std::chrono::steady_clock::now() > deadline) {
+            job->cancelled = true;
+            ApiError e = status_error(504);
+            e.message = "generation timed out";
+            send_error(res, e);
+            return;
+          }
+          continue;
+        }
+        if (ev.kind == JobEvent::Text) text += ev.text;
+        if (ev.kind == JobEvent::Failed) {
+          ApiError e = status_error(500);
+          e.message = ev.error;
+          send_error(res, e);
+          return;
+        }
+        if (ev.kind == JobEvent::Done) break;
+      }
+      res.set_content(completion_response(job->request, id, created, text, ev.finish_reason, job->prompt_tokens,
+                                          job->completion_tokens)
+                          .dump(-1, ' ', false, ojson::error_handler_t::replace),
+                      "application/json");
+      return;
+    }
+
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [job, id, created, timeout_ms, first = true](size_t, httplib::DataSink& sink) mutable {
+          auto send = [&](const ojson& j) {
+            std::string s = "data: " + j.dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n\n";
+            return sink.write(s.data(), s.size());
+          };
+          auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+          JobEvent ev;
+          for (;;) {
+            if (!job->next(&ev, 100)) {
+              if (!sink.is_writable() || std::chrono::steady_clock::now() > deadline) {
+                job->cancelled = true;  // the client left: free the slot now
+                return false;
+              }
+              continue;
+            }
+            if (ev.kind == JobEvent::Text) {
+              if (ev.text.empty()) continue;
+              if (!send(completion_chunk(job->request, id, created, ev.text, nullptr, first))) {
+                job->cancelled = true;
+                return false;
+              }
+              first = false;
+              continue;
+            }
+            if (ev.kind == JobEvent::Failed) {
+              ApiError e = status_error(500);
+              e.message = ev.error;
+              std::string s = "data: " + error_body(e) + "\n\n";
+              sink.write(s.data(), s.size());
+            } else {
+              send(completion_chunk(job->request, id, created, "", &ev.finish_reason, first));
+              if (job->request.include_usage) {
+                ojson u = completion_chunk(job->request, id, created, "", nullptr, false);
+                u["choices"] = ojson::array();
+                u["usage"] = usage_json(job->prompt_tokens, job->completion_tokens);
+                send(u);
+              }
+            }
+            static const char done[] = "data: [DONE]\n\n";
+            sink.write(done, sizeof done - 1);
+            sink.done();
+            return true;
+          }
+        },
+        [job](bool success) {
+          if (!success) job->cancelled = true;
+        });
+  }
+
+  std::string metrics() const {
+    SchedulerStats s = sched->stats();
+    std::string m;
+    auto metric = [&](const char* name, const char* type, const char* help, double v, const char* labels = "") {
+      char buf[512];
+      std::snprintf(buf, sizeof buf, "# HELP %s %s\n# TYPE %s %s\n%s%s %.17g\n", name, help, name, type, name, labels, v);
+      m += buf;
+    };
+    metric("slm_requests_total", "counter", "Completion requests accepted", double(s.requests));
+    metric("slm_prompt_tokens_total", "counter", "Prompt tokens evaluated", double(s.prompt_tokens));
+    metric("slm_completion_tokens_total", "counter", "Tokens generated", double(s.completion_tokens));
+    metric("slm_decode_tokens_per_second", "gauge", "Recent decode throughput over all slots", s.decode_tokens_per_s);
+    metric("slm_queue_depth", "gauge", "Requests waiting for a slot", s.queue_depth);
+    metric("slm_slots_active", "gauge", "Slots generating", s.active_slots);
+    metric("slm_slots_total", "gauge", "Slots", s.n_slots);
+    metric("slm_kv_cache_cells_used", "gauge", "KV cache positions in use over all slots", double(s.kv_cells_used));
+    metric("slm_kv_cache_cells_total", "gauge", "KV cache positions over all slots", double(s.kv_cells_total));
+    m += "# HELP slm_errors_total Requests answered with an error\n# TYPE slm_errors_total counter\n";
+    m += "slm_errors_total{kind=\"client\"} " + std::to_string(s.errors_4xx) + "\n";
+    m += "slm_errors_total{kind=\"server\"} " + std::to_string(s.errors_5xx) + "\n";
+    m += "slm_errors_total{kind=\"cancelled\"} " + std::to_string(s.cancelled) + "\n";
+    return m;
+  }
+
+  void routes() {
+    http.set_payload_max_length(opt.max_body);
+    http.set_read_timeout(opt.timeout_s, 0);
+    http.set_write_timeout(opt.timeout_s, 0);
+    http.set_keep_alive_max_count(1000);
+    http.set_keep_alive_timeout(30);
+    http.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
+      if (res.body.empty()) {
+        if (sched) sched->count_error(res.status);
+        send_error(res, status_error(res.status));
+      }
+    });
+    http.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      ApiError e = status_error(500);
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& x) {
+        e.message = x.what();
+      } catch (...) {
+        e.message = "internal error";
+      }
+      if (sched) sched->count_error(500);
+      send_error(res, e);
+    });
+    http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      if (ready) {
+        res.set_content("{\"status\":\"ok\"}", "application/json");
+      } else {
+        res.status = 503;
+        res.set_content("{\"status\":\"loading\"}", "application/json");
+      }
+    });
+    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(metrics(), "text/plain; version=0.0.4");
+    });
+    http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!authorized(req, res)) return;
+      ojson j = {{"object", "list"},
+                 {"data", ojson::array({{{"id", model_id}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "slm"}}})}};
+      res.set_content(j.dump(), "application/json");
+    });
+    http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      completions(req, res, true);
+    });
+    http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      completions(req, res, false);
+    });
+  }
+};
+
+}  // namespace
+
+int serve(const ServeOptions& opt_in) {
+  // SIGINT/SIGTERM are taken by a dedicated thread (sigwait), so block them everywhere first.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Server s;
+  s.opt = opt_in;
+  ServeOptions& opt = s.opt;
+  if (opt.n_parallel < 1 || opt.n_parallel > 256) throw Error("--parallel must be in 1..256");
+  if (opt.port < 0 || opt.port > 65535) throw Error("--port must be in 0..65535");
+
+  std::fprintf(stderr, "serve: loading %s\n", opt.model_path.c_str());
+  s.model = Model::load(opt.model_path);
+  s.tok = Tokenizer::from_gguf(s.model->file());
+  std::string warning;
+  s.chat = std::make_unique<ChatFormatter>(s.model->file(), *s.tok, opt.chat_template_path, &warning);
+  if (!warning.empty()) std::fprintf(stderr, "serve: warning: %s\n", warning.c_str());
+  s.model_id = std::filesystem::path(opt.model_path).stem().string();
+
+  SchedulerOptions so;
+  so.n_slots = opt.n_parallel;
+  int train_ctx = s.model->config().n_ctx_train;
+  so.n_ctx = opt.n_ctx > 0 ? opt.n_ctx : std::min(train_ctx > 0 ? train_ctx : 4096, 4096);
+  so.n_threads = opt.n_threads > 0 ? opt.n_threads : std::max(1u, std::thread::hardware_concurrency());
+  so.max_queue = opt.max_queue;
+  s.sched = std::make_unique<Scheduler>(*s.model, *s.tok, so);
+  s.routes();
+
+  int port = opt.port;
+  if (port == 0) {
+    port = s.http.bind_to_any_port(opt.host);
+    if (port < 0) throw Error("cannot bind " + opt.host);
+  } else if (!s.http.bind_to_port(opt.host, port)) {
+    throw Error("cannot listen on " + opt.host + ":" + std::to_string(port) + " (in use, or not allowed)");
+  }
+  s.ready = true;
+  std::fprintf(stderr, "serve: model '%s', %d slots × %d context, %d threads\n", s.model_id.c_str(), so.n_slots,
+               so.n_ctx, so.n_threads);
+  std::fprintf(stderr, "serve: listening on http://%s:%d\n", opt.host.c_str(), port);
+
+  std::atomic<bool> signalled{false};
+  std::thread signals([&] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    signalled = true;
+    std::fprintf(stderr, "serve: %s received: finishing in-flight requests\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    s.ready = false;
+    s.sched->shutdown(5000);
+    s.http.stop();
+  });
+  s.http.listen_after_bind();
+  // listen returned: either a signal stopped it, or it failed; make the signal thread finish.
+  if (!signalled) pthread_kill(signals.native_handle(), SIGTERM);
+  signals.join();
+  std::fprintf(stderr, "serve: stopped\n");
+  return 0;
+}
+
+}  // namespace slm::server

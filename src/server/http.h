@@ -1,0 +1,25 @@
+// `slm serve`: the OpenAI-compatible HTTP server.
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace slm::server {
+
+struct ServeOptions {
+  std::string model_path;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  int n_parallel = 4;
+  int n_ctx = 0;  // per slot; 0 = min(model context, 4096)
+  int n_threads = 0;  // 0 = hardware threads
+  std::string api_key;
+  size_t max_body = 1 << 20;
+  int timeout_s = 600;  // per request: read/write timeout and generation wall-clock limit
+  int max_queue = 64;
+  std::string chat_template_path;
+};
+
+// Loads the model, listens, serves until SIGINT/SIGTERM; returns the exit code.
+int serve(const ServeOptions& opt);
+
+}  // namespace slm::server

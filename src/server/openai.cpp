@@ -1,0 +1,205 @@
+#include "server/openai.h"
+
+#include <cmath>
+
+namespace slm::server {
+namespace {
+
+[[noreturn]] void bad(const std::string& param, const std::string& msg) {
+  ApiError e;
+  e.status = 400;
+  e.message = msg;
+  e.param = param;
+  throw e;
+}
+
+const char* json_kind(const ojson& v) {
+  switch (v.type()) {
+    case ojson::value_t::null: return "null";
+    case ojson::value_t::boolean: return "a boolean";
+    case ojson::value_t::string: return "a string";
+    case ojson::value_t::array: return "an array";
+    case ojson::value_t::object: return "an object";
+    default: return "a number";
+  }
+}
+
+double get_number(const ojson& body, const char* key, double lo, double hi, double def) {
+  if (!body.contains(key) || body[key].is_null()) return def;
+  const ojson& v = body[key];
+  if (!v.is_number()) bad(key, std::string("'") + key + "' must be a number, got " + json_kind(v));
+  double x = v.get<double>();
+  if (!std::isfinite(x) || x < lo || x > hi)
+    bad(key, std::string("'") + key + "' must be between " + std::to_string(lo) + " and " +
+                 std::to_string(hi) + ", got " + v.dump());
+  return x;
+}
+
+int64_t get_integer(const ojson& body, const char* key, int64_t lo, int64_t hi, int64_t def) {
+  if (!body.contains(key) || body[key].is_null()) return def;
+  const ojson& v = body[key];
+  if (!v.is_number_integer() && !(v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()))
+    bad(key, std::string("'") + key + "' must be an integer, got " + (v.is_number() ? v.dump() : json_kind(v)));
+  double d = v.get<double>();
+  if (d < static_cast<double>(lo) || d > static_cast<double>(hi))
+    bad(key, std::string("'") + key + "' must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                 ", got " + v.dump());
+  return v.is_number_unsigned() ? static_cast<int64_t>(v.get<uint64_t>() & 0x7FFFFFFFFFFFFFFFull) : v.get<int64_t>();
+}
+
+bool get_bool(const ojson& body, const char* key, bool def) {
+  if (!body.contains(key) || body[key].is_null()) return def;
+  if (!body[key].is_boolean()) bad(key, std::string("'") + key + "' must be a boolean, got " + json_kind(body[key]));
+  return body[key].get<bool>();
+}
+
+// Text of a message's content: a string, or a list of parts of which the text ones count.
+void validate_content(const ojson& content, size_t index) {
+  std::string where = "messages[" + std::to_string(index) + "].content";
+  if (content.is_string() || content.is_null()) return;
+  if (!content.is_array()) bad(where, "'" + where + "' must be a string or an array of parts, got " + json_kind(content));
+  for (const ojson& part : content) {
+    if (!part.is_object() || !part.contains("type") || !part["type"].is_string())
+      bad(where, "each part of '" + where + "' must be an object with a 'type'");
+    if (part["type"] == "text" && !(part.contains("text") && part["text"].is_string()))
+      bad(where, "a text part of '" + where + "' must have a string 'text'");
+  }
+}
+
+}  // namespace
+
+std::string error_body(const ApiError& e) {
+  ojson j = {{"error",
+              {{"message", e.message},
+               {"type", e.type},
+               {"param", e.param.empty() ? ojson(nullptr) : ojson(e.param)},
+               {"code", e.code.empty() ? ojson(nullptr) : ojson(e.code)}}}};
+  return j.dump(-1, ' ', false, ojson::error_handler_t::replace);
+}
+
+CompletionRequest parse_completion_request(const std::string& body_text, bool chat) {
+  ojson body;
+  try {
+    body = ojson::parse(body_text);
+  } catch (const ojson::parse_error& e) {
+    bad("", std::string("malformed JSON in the request body: ") + e.what());
+  }
+  if (!body.is_object()) bad("", std::string("the request body must be a JSON object, got ") + json_kind(body));
+
+  CompletionRequest r;
+  r.chat = chat;
+  if (body.contains("model") && !body["model"].is_null()) {
+    if (!body["model"].is_string()) bad("model", "'model' must be a string");
+    r.model = body["model"].get<std::string>();
+  }
+
+  if (chat) {
+    if (!body.contains("messages")) bad("messages", "'messages' is required");
+    const ojson& m = body["messages"];
+    if (!m.is_array()) bad("messages", std::string("'messages' must be an array, got ") + json_kind(m));
+    if (m.empty()) bad("messages", "'messages' must not be empty");
+    for (size_t k = 0; k < m.size(); ++k) {
+      std::string where = "messages[" + std::to_string(k) + "]";
+      if (!m[k].is_object()) bad(where, "'" + where + "' must be an object");
+      if (!m[k].contains("role") || !m[k]["role"].is_string()) bad(where + ".role", "'" + where + ".role' must be a string");
+      if (m[k].contains("content")) validate_content(m[k]["content"], k);
+    }
+    r.messages = m;
+  } else {
+    if (!body.contains("prompt")) bad("prompt", "'prompt' is required");
+    const ojson& p = body["prompt"];
+    if (p.is_string()) {
+      r.prompt = p.get<std::string>();
+    } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {
+      r.prompt = p[0].get<std::string>();
+    } else {
+      bad("prompt", std::string("'prompt' must be a string (or an array of one string), got ") + json_kind(p));
+    }
+  }
+
+  r.stream = get_bool(body, "stream", false);
+  if (body.contains("stream_options") && !body["stream_options"].is_null()) {
+    const ojson& so = body["stream_options"];
+    if (!so.is_object()) bad("stream_options", "'stream_options' must be an object");
+    r.include_usage = get_bool(so, "include_usage", false);
+  }
+  int64_t n = get_integer(body, "n", 1, 1, 1);
+  (void)n;
+  SamplingParams& s = r.sampling;
+  int64_t max_tokens = get_integer(body, "max_tokens", 0, 1 << 24, -1);
+  max_tokens = get_integer(body, "max_completion_tokens", 0, 1 << 24, max_tokens);
+  s.max_tokens = static_cast<int>(max_tokens);
+  s.temperature = static_cast<float>(get_number(body, "temperature", 0, 2, 1));
+  s.top_p = static_cast<float>(get_number(body, "top_p", 0, 1, 1));
+  s.top_k = static_cast<int>(get_integer(body, "top_k", 0, 1 << 20, 0));
+  s.min_p = static_cast<float>(get_number(body, "min_p", 0, 1, 0));
+  s.presence_penalty = static_cast<float>(get_number(body, "presence_penalty", -2, 2, 0));
+  s.frequency_penalty = static_cast<float>(get_number(body, "frequency_penalty", -2, 2, 0));
+  s.repeat_penalty = static_cast<float>(get_number(body, "repeat_penalty", 0, 10, 1));
+  if (body.contains("seed") && !body["seed"].is_null())
+    s.seed = static_cast<uint64_t>(get_integer(body, "seed", INT64_MIN, INT64_MAX, 0));
+  if (body.contains("stop") && !body["stop"].is_null()) {
+    const ojson& st = body["stop"];
+    if (st.is_string()) {
+      s.stop.push_back(st.get<std::string>());
+    } else if (st.is_array()) {
+      if (st.size() > 4) bad("stop", "'stop' may hold at most 4 sequences");
+      for (const ojson& x : st) {
+        if (!x.is_string()) bad("stop", "'stop' must be a string or an array of strings");
+        s.stop.push_back(x.get<std::string>());
+      }
+    } else {
+      bad("stop", std::string("'stop' must be a string or an array of strings, got ") + json_kind(st));
+    }
+    for (const std::string& x : s.stop)
+      if (x.empty()) bad("stop", "'stop' sequences must not be empty");
+  }
+  return r;
+}
+
+ojson usage_json(int prompt_tokens, int completion_tokens) {
+  return {{"prompt_tokens", prompt_tokens},
+          {"completion_tokens", completion_tokens},
+          {"total_tokens", prompt_tokens + completion_tokens}};
+}
+
+ojson completion_response(const CompletionRequest& req, const std::string& id, int64_t created,
+                          const std::string& text, const std::string& finish_reason,
+                          int prompt_tokens, int completion_tokens) {
+  ojson choice;
+  if (req.chat) {
+    choice = {{"index", 0},
+              {"message", {{"role", "assistant"}, {"content", text}}},
+              {"logprobs", nullptr},
+              {"finish_reason", finish_reason}};
+  } else {
+    choice = {{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
+  }
+  return {{"id", id},
+          {"object", req.chat ? "chat.completion" : "text_completion"},
+          {"created", created},
+          {"model", req.model},
+          {"choices", ojson::array({choice})},
+          {"usage", usage_json(prompt_tokens, completion_tokens)}};
+}
+
+ojson completion_chunk(const CompletionRequest& req, const std::string& id, int64_t created,
+                       const std::string& text, const std::string* finish_reason, bool first) {
+  ojson choice;
+  ojson fr = finish_reason ? ojson(*finish_reason) : ojson(nullptr);
+  if (req.chat) {
+    ojson delta = ojson::object();
+    if (first) delta["role"] = "assistant";
+    if (!text.empty() || (first && !finish_reason)) delta["content"] = text;
+    choice = {{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", fr}};
+  } else {
+    choice = {{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", fr}};
+  }
+  return {{"id", id},
+          {"object", req.chat ? "chat.completion.chunk" : "text_completion"},
+          {"created", created},
+          {"model", req.model},
+          {"choices", ojson::array({choice})}};
+}
+
+}  // namespace slm::server

@@ -1,0 +1,60 @@
+// The OpenAI HTTP API's request and response shapes: parsing and validating a
+// /v1/chat/completions or /v1/completions body, and building the JSON slm answers with.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace slm::server {
+
+using ojson = nlohmann::ordered_json;
+
+// An error in OpenAI's shape: {"error":{"message","type","param","code"}} with an HTTP status.
+struct ApiError {
+  int status = 400;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string param;  // empty → null
+  std::string code;   // empty → null
+};
+std::string error_body(const ApiError& e);
+
+struct SamplingParams {
+  int max_tokens = -1;  // -1: until the context is full or the model stops
+  float temperature = 1.0f;
+  float top_p = 1.0f;
+  int top_k = 0;
+  float min_p = 0.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  float repeat_penalty = 1.0f;
+  std::optional<uint64_t> seed;
+  std::vector<std::string> stop;
+};
+
+struct CompletionRequest {
+  bool chat = false;  // /v1/chat/completions (messages) or /v1/completions (prompt)
+  std::string model;
+  ojson messages;  // chat: the validated message array
+  std::string prompt;  // completions
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  SamplingParams sampling;
+};
+
+// Parses and validates a request body; throws ApiError (400) naming the field at fault.
+CompletionRequest parse_completion_request(const std::string& body, bool chat);
+
+// Response pieces.
+ojson usage_json(int prompt_tokens, int completion_tokens);
+ojson completion_response(const CompletionRequest& req, const std::string& id, int64_t created,
+                          const std::string& text, const std::string& finish_reason,
+                          int prompt_tokens, int completion_tokens);
+// One streamed chunk: text delta (chat: in choices[0].delta), finish_reason when set.
+ojson completion_chunk(const CompletionRequest& req, const std::string& id, int64_t created,
+                       const std::string& text, const std::string* finish_reason, bool first);
+
+}  // namespace slm::server

@@ -1,0 +1,308 @@
+#include "server/scheduler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "kernels/thread_pool.h"
+#include "slm/error.h"
+#include "slm/model.h"
+#include "slm/sampler.h"
+#include "slm/session.h"
+#include "slm/tokenizer.h"
+
+namespace slm::server {
+
+using Clock = std::chrono::steady_clock;
+
+bool Job::next(JobEvent* out, int timeout_ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return !events_.empty(); })) return false;
+  *out = std::move(events_.front());
+  events_.pop_front();
+  return true;
+}
+
+void Job::push(JobEvent e) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(std::move(e));
+  }
+  cv_.notify_all();
+}
+
+struct Scheduler::Slot {
+  std::shared_ptr<Job> job;
+  std::unique_ptr<KvCache> cache;
+  std::unique_ptr<Sampler> sampler;
+  std::unique_ptr<StreamDecoder> decoder;
+  size_t n_prompt_done = 0;  // prompt tokens already in the cache
+  int n_past = 0;            // positions in the cache
+  int32_t pending = -1;      // sampled token still to be evaluated
+  std::unique_ptr<StopMatcher> stops;  // holds back text that may begin a stop string
+  std::vector<float> logits;
+  Clock::time_point deadline;
+
+  bool active() const { return job != nullptr; }
+};
+
+Scheduler::Scheduler(const Model& model, const Tokenizer& tok, SchedulerOptions opt)
+    : model_(model), tok_(tok), opt_(opt) {
+  pool_ = std::make_unique<ThreadPool>(opt_.n_threads);
+  for (int k = 0; k < opt_.n_slots; ++k) {
+    auto s = std::make_unique<Slot>();
+    s->cache = std::make_unique<KvCache>(model_.config(), opt_.n_ctx, GgmlType::F32);
+    s->logits.resize(static_cast<size_t>(model_.n_vocab()));
+    slots_.push_back(std::move(s));
+  }
+  stats_.n_slots = opt_.n_slots;
+  stats_.kv_cells_total = static_cast<uint64_t>(opt_.n_slots) * static_cast<uint64_t>(opt_.n_ctx);
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() { shutdown(0); }
+
+std::shared_ptr<Job> Scheduler::submit(CompletionRequest req, std::vector<int32_t> prompt) {
+  ApiError e;
+  if (prompt.empty()) {
+    e.message = "the prompt is empty";
+    e.param = req.chat ? "messages" : "prompt";
+    throw e;
+  }
+  if (static_cast<int>(prompt.size()) > opt_.n_ctx) {
+    e.message = "the prompt has " + std::to_string(prompt.size()) + " tokens but the context is " +
+                std::to_string(opt_.n_ctx) + " tokens";
+    e.param = req.chat ? "messages" : "prompt";
+    e.code = "context_length_exceeded";
+    throw e;
+  }
+  SamplerParams sp;
+  sp.temp = req.sampling.temperature;
+  sp.top_k = req.sampling.top_k;
+  sp.top_p = req.sampling.top_p;
+  sp.min_p = req.sampling.min_p;
+  sp.presence_penalty = req.sampling.presence_penalty;
+  sp.frequency_penalty = req.sampling.frequency_penalty;
+  sp.repeat_penalty = req.sampling.repeat_penalty;
+  try {
+    sp.validate();
+  } catch (const Error& err) {
+    e.message = err.what();
+    throw e;
+  }
+
+  auto job = std::make_shared<Job>();
+  job->request = std::move(req);
+  job->prompt = std::move(prompt);
+  job->prompt_tokens = static_cast<int>(job->prompt.size());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) {
+      e.status = 503;
+      e.type = "server_error";
+      e.message = "the server is shutting down";
+      throw e;
+    }
+    if (static_cast<int>(queue_.size()) >= opt_.max_queue) {
+      e.status = 429;
+      e.type = "rate_limit_error";
+      e.message = "all " + std::to_string(opt_.n_slots) + " slots are busy and " + std::to_string(queue_.size()) +
+                  " requests are waiting; retry later";
+      e.code = "queue_full";
+      ++stats_.errors_4xx;
+      throw e;
+    }
+    queue_.push_back(job);
+    ++stats_.requests;
+  }
+  cv_.notify_all();
+  return job;
+}
+
+void Scheduler::count_error(int status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (status >= 500) ++stats_.errors_5xx;
+  else if (status >= 400 && status != 429) ++stats_.errors_4xx;
+}
+
+SchedulerStats Scheduler::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  SchedulerStats s = stats_;
+  s.queue_depth = static_cast<int>(queue_.size());
+  return s;
+}
+
+void Scheduler::shutdown(int grace_ms) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    for (auto& j : queue_) j->push({JobEvent::Failed, "", "", "the server is shutting down"});
+    queue_.clear();
+  }
+  auto until = Clock::now() + std::chrono::milliseconds(grace_ms);
+  while (Clock::now() < until) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stats_.active_slots == 0) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  for (auto& s : slots_)
+    if (s->job) {
+      s->job->push({JobEvent::Failed, "", "", "the server is shutting down"});
+      s->job.reset();
+    }
+}
+
+void Scheduler::loop() {
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || stats_.active_slots > 0; });
+      if (stopping_) return;
+    }
+    try {
+      step();
+    } catch (const std::exception& ex) {
+      // A failure inside a step fails the requests in it, never the server.
+      for (auto& s : slots_)
+        if (s->job) {
+          s->job->push({JobEvent::Failed, "", "", std::string("generation failed: ") + ex.what()});
+          s->job.reset();
+        }
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.active_slots = 0;
+      ++stats_.errors_5xx;
+    }
+  }
+}
+
+void Scheduler::step() {
+  // 1. Admit waiting requests into free slots; drop requests whose client left.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = queue_.begin(); it != queue_.end();)
+      if ((*it)->cancelled) {
+        ++stats_.cancelled;
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    for (auto& s : slots_) {
+      if (s->active() || queue_.empty()) continue;
+      s->job = queue_.front();
+      queue_.pop_front();
+      const SamplingParams& p = s->job->request.sampling;
+      SamplerParams sp;
+      sp.temp = p.temperature;
+      sp.top_k = p.top_k;
+      sp.top_p = p.top_p;
+      sp.min_p = p.min_p;
+      sp.presence_penalty = p.presence_penalty;
+      sp.frequency_penalty = p.frequency_penalty;
+      sp.repeat_penalty = p.repeat_penalty;
+      sp.seed = p.seed ? *p.seed : std::random_device{}();
+      s->sampler = std::make_unique<Sampler>(sp);
+      for (int32_t t : s->job->prompt) s->sampler->accept(t);
+      s->decoder = std::make_unique<StreamDecoder>(tok_);
+      s->n_prompt_done = 0;
+      s->n_past = 0;
+      s->pending = -1;
+      s->stops = std::make_unique<StopMatcher>(s->job->request.sampling.stop);
+      s->deadline = Clock::now() + std::chrono::hours(24);
+    }
+  }
+
+  auto finish = [&](Slot& s, const char* reason) {
+    std::string rest = s.stops->push(s.decoder->flush());
+    if (!s.stops->stopped()) rest += s.stops->flush();
+    if (!rest.empty()) s.job->push({JobEvent::Text, rest, "", ""});
+    s.job->push({JobEvent::Done, "", s.stops->stopped() ? "stop" : reason, ""});
+    s.job.reset();
+  };
+
+  // 2. Free slots whose client went away; finish requests that need no evaluation.
+  for (auto& sp : slots_) {
+    Slot& s = *sp;
+    if (!s.active()) continue;
+    if (s.job->cancelled) {
+      s.job.reset();
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.cancelled;
+      continue;
+    }
+    if (s.job->request.sampling.max_tokens == 0) finish(s, "length");
+  }
+
+  // 3. Evaluate: a prompt chunk or the pending token of every active slot.
+  Clock::time_point t0 = Clock::now();
+  int decoded = 0;
+  uint64_t prompt_evaluated = 0;
+  for (auto& sp : slots_) {
+    Slot& s = *sp;
+    if (!s.active()) continue;
+    const std::vector<int32_t>& prompt = s.job->prompt;
+    if (s.n_prompt_done < prompt.size()) {
+      int n = static_cast<int>(std::min<size_t>(opt_.prompt_chunk, prompt.size() - s.n_prompt_done));
+      model_.forward(*pool_, *s.cache, prompt.data() + s.n_prompt_done, n, s.n_past, s.logits.data(), false);
+      s.n_prompt_done += n;
+      s.n_past += n;
+      prompt_evaluated += n;
+      if (s.n_prompt_done < prompt.size()) continue;  // more prompt next step
+    } else {
+      if (s.n_past >= opt_.n_ctx) {
+        finish(s, "length");
+        continue;
+      }
+      model_.forward(*pool_, *s.cache, &s.pending, 1, s.n_past, s.logits.data(), false);
+      s.n_past += 1;
+      ++decoded;
+    }
+
+    // 4. Sample the next token and turn it into text.
+    int32_t tok = s.sampler->sample(s.logits.data(), model_.n_vocab());
+    s.sampler->accept(tok);
+    if (tok_.is_eog(tok)) {
+      finish(s, "stop");
+      continue;
+    }
+    s.job->completion_tokens++;
+    s.pending = tok;
+    std::string text = s.stops->push(s.decoder->push(tok));
+    if (!text.empty()) s.job->push({JobEvent::Text, std::move(text), "", ""});
+    if (s.stops->stopped()) {
+      s.job->push({JobEvent::Done, "", "stop", ""});
+      s.job.reset();
+      continue;
+    }
+    int max_tokens = s.job->request.sampling.max_tokens;
+    if (max_tokens > 0 && s.job->completion_tokens >= max_tokens) finish(s, "length");
+  }
+
+  // 5. Statistics.
+  double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::lock_guard<std::mutex> lock(mu_);
+  int active = 0;
+  uint64_t cells = 0;
+  for (auto& s : slots_)
+    if (s->active()) {
+      ++active;
+      cells += static_cast<uint64_t>(s->n_past);
+    }
+  stats_.active_slots = active;
+  stats_.kv_cells_used = cells;
+  stats_.prompt_tokens += prompt_evaluated;
+  stats_.completion_tokens += static_cast<uint64_t>(decoded);
+  if (decoded > 0 && dt > 0) {
+    double rate = decoded / dt;
+    stats_.decode_tokens_per_s = stats_.decode_tokens_per_s == 0 ? rate : 0.9 * stats_.decode_tokens_per_s + 0.1 * rate;
+  }
+}
+
+}  // namespace slm::server
