@@ -41,6 +41,18 @@ class Tokenizer {
   virtual bool is_eog(int32_t id) const = 0;
   // Looks a token up by its exact text; -1 when absent.
   virtual int32_t find_token(std::string_view text) const = 0;
+
+  virtual int32_t eot() const = 0;  // end-of-turn token, -1 when none
+  virtual int32_t unk() const = 0;  // -1 when none
+  virtual bool add_eos() const = 0;
+  // SentencePiece's space prefix: encode writes one before the text, decode drops the
+  // leading space of the first piece.
+  virtual bool add_space_prefix() const = 0;
+  // CONTROL token: markers such as BOS or <|eot_id|>, never produced from plain text and
+  // printed only when asked.
+  virtual bool is_control(int32_t id) const = 0;
+  // "llama" (SentencePiece-style) or "gpt2" (byte-level BPE).
+  virtual const char* model_name() const = 0;
 };
 
 // Turns a stream of token ids into text, emitting bytes as soon as they form complete UTF-8
