@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   };
   add(slm::cli::add_info);
   add(slm::cli::add_logits);
+  add(slm::cli::add_run);
   add(slm::cli::add_tokenize);
 
   try {

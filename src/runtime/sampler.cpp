@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -11,13 +12,21 @@
 
 namespace slm {
 
+namespace {
+std::string num(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+}  // namespace
+
 void SamplerParams::validate() const {
   auto bad = [](const std::string& what) { throw Error(what); };
-  if (!(temp >= 0) || std::isinf(temp)) bad("temperature must be >= 0, got " + std::to_string(temp));
-  if (!(top_p >= 0 && top_p <= 1)) bad("top-p must be in [0, 1], got " + std::to_string(top_p));
-  if (!(min_p >= 0 && min_p <= 1)) bad("min-p must be in [0, 1], got " + std::to_string(min_p));
+  if (!(temp >= 0) || std::isinf(temp)) bad("temperature must be >= 0, got " + num(temp));
+  if (!(top_p >= 0 && top_p <= 1)) bad("top-p must be in [0, 1], got " + num(top_p));
+  if (!(min_p >= 0 && min_p <= 1)) bad("min-p must be in [0, 1], got " + num(min_p));
   if (!(repeat_penalty > 0) || std::isinf(repeat_penalty))
-    bad("repeat penalty must be > 0, got " + std::to_string(repeat_penalty));
+    bad("repeat penalty must be > 0, got " + num(repeat_penalty));
   if (repeat_last_n < 0) bad("repeat-last-n must be >= 0, got " + std::to_string(repeat_last_n));
   if (!std::isfinite(presence_penalty)) bad("presence penalty must be finite");
   if (!std::isfinite(frequency_penalty)) bad("frequency penalty must be finite");

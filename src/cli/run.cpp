@@ -1,0 +1,111 @@
+// slm run: generate text from a prompt, streaming it to stdout as it is produced; timings
+// and memory on stderr at the end.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include "cli/commands.h"
+#include "gguf/gguf.h"
+#include "kernels/thread_pool.h"
+#include "model/config.h"
+#include "quant/types.h"
+#include "slm/error.h"
+#include "slm/model.h"
+#include "slm/sampler.h"
+#include "slm/session.h"
+#include "slm/tokenizer.h"
+
+namespace slm::cli {
+namespace {
+
+struct RunOptions {
+  std::string model = "../shared/models/stories260K.gguf";
+  std::string prompt;
+  int n_predict = -1;
+  int threads = 0;
+  int ctx = 0;
+  std::string kv_type = "f32";
+  std::vector<std::string> stops;
+  SamplerParams sampling;
+  int64_t seed = -1;
+};
+
+double mib(size_t b) { return b / (1024.0 * 1024.0); }
+
+int run(const RunOptions& o) {
+  if (o.n_predict < -1) throw Error("-n must be >= -1 (-1: until end of generation), got " + std::to_string(o.n_predict));
+  SamplerParams sp = o.sampling;
+  sp.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
+  sp.validate();
+  GgmlType kv = o.kv_type == "f32" ? GgmlType::F32
+              : o.kv_type == "f16" ? GgmlType::F16
+              : throw Error("--kv-type must be f32 or f16, got '" + o.kv_type + "'");
+
+  std::unique_ptr<Model> model = Model::load(o.model);
+  std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(model->file());
+  int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  ThreadPool pool(threads);
+  Session session(*model, pool, o.ctx, kv);
+  std::fprintf(stderr, "slm: %s\nslm: weights %.2f MiB mapped, KV cache %.2f MiB (%s, context %d), %d threads, seed %llu\n",
+               model->config().describe().c_str(), mib(model->weight_bytes()), mib(session.cache().bytes()),
+               o.kv_type.c_str(), session.n_ctx(), threads, static_cast<unsigned long long>(sp.seed));
+
+  std::vector<int32_t> prompt = tok->encode(o.prompt, true, false);
+  if (prompt.empty()) throw Error("the prompt is empty (and the model adds no BOS token)");
+  if (static_cast<int>(prompt.size()) > session.n_ctx())
+    throw Error("prompt of " + std::to_string(prompt.size()) + " tokens is longer than the context of " +
+                std::to_string(session.n_ctx()) + " tokens");
+
+  Sampler sampler(sp);
+  GenerateParams gp;
+  gp.n_predict = o.n_predict;
+  gp.stops = o.stops;
+  GenerateResult r;
+  if (o.n_predict == 0) {
+    r.n_prompt = static_cast<int>(prompt.size());  // defined: evaluate nothing, print nothing
+  } else {
+    r = generate(session, sampler, *tok, prompt, gp, [](const std::string& s) {
+      std::fwrite(s.data(), 1, s.size(), stdout);
+      std::fflush(stdout);
+    });
+  }
+  if (!r.text.empty()) std::fputc('\n', stdout);
+  std::fflush(stdout);
+  auto rate = [](int n, double s) { return s > 0 ? n / s : 0.0; };
+  std::fprintf(stderr,
+               "slm: prompt %d tokens in %.1f ms (%.1f tokens/s), generation %d tokens in %.1f ms (%.1f tokens/s), "
+               "stop: %s\nslm: memory: weights %.2f MiB mapped, KV cache %.2f MiB\n",
+               r.n_prompt, r.prompt_seconds * 1e3, rate(r.n_prompt, r.prompt_seconds), r.n_generated,
+               r.generate_seconds * 1e3, rate(r.n_generated, r.generate_seconds),
+               r.stop_reason.empty() ? "none" : r.stop_reason.c_str(), mib(model->weight_bytes()),
+               mib(session.cache().bytes()));
+  return 0;
+}
+
+}  // namespace
+
+Action add_run(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* sub = app.add_subcommand("run", "Generate text from a prompt");
+  sub->add_option("-m,--model", o->model, "GGUF model file")->capture_default_str();
+  sub->add_option("-p,--prompt", o->prompt, "Prompt text");
+  sub->add_option("-n,--n-predict", o->n_predict, "Tokens to generate (-1: until end of generation)")->capture_default_str();
+  sub->add_option("--temp", o->sampling.temp, "Temperature (0: greedy)")->capture_default_str();
+  sub->add_option("--top-k", o->sampling.top_k, "Top-k (0: off)")->capture_default_str();
+  sub->add_option("--top-p", o->sampling.top_p, "Top-p (1: off)")->capture_default_str();
+  sub->add_option("--min-p", o->sampling.min_p, "Min-p (0: off)")->capture_default_str();
+  sub->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
+  sub->add_option("--repeat-last-n", o->sampling.repeat_last_n, "Tokens the penalties look back at")->capture_default_str();
+  sub->add_option("--presence-penalty", o->sampling.presence_penalty, "Presence penalty")->capture_default_str();
+  sub->add_option("--frequency-penalty", o->sampling.frequency_penalty, "Frequency penalty")->capture_default_str();
+  sub->add_option("--seed", o->seed, "Random seed (default: random)");
+  sub->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
+  sub->add_option("-c,--ctx", o->ctx, "Context size (default: the model's, at most 4096)");
+  sub->add_option("--kv-type", o->kv_type, "KV cache type: f32 or f16")->capture_default_str();
+  sub->add_option("--stop", o->stops, "Stop generating at this text (repeatable)");
+  return [o] { return run(*o); };
+}
+
+}  // namespace slm::cli
