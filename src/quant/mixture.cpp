@@ -1,0 +1,134 @@
+#include "quant/mixture.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "slm/error.h"
+
+namespace slm {
+
+namespace {
+
+struct TargetRow {
+  const char* name;
+  GgmlType base;
+  bool k_mixture;
+  uint32_t file_type;  // llama_ftype
+};
+
+// llama_ftype ids (llama.h). A plain K type is labelled with its "_S" file type, the
+// closest llama.cpp name; general.file_type is informational only.
+constexpr TargetRow kTargets[] = {
+    {"F32", GgmlType::F32, false, 0},       {"F16", GgmlType::F16, false, 1},
+    {"Q4_0", GgmlType::Q4_0, false, 2},     {"Q4_1", GgmlType::Q4_1, false, 3},
+    {"Q8_0", GgmlType::Q8_0, false, 7},     {"Q5_0", GgmlType::Q5_0, false, 8},
+    {"Q5_1", GgmlType::Q5_1, false, 9},     {"Q2_K", GgmlType::Q2_K, false, 10},
+    {"Q3_K", GgmlType::Q3_K, false, 11},    {"Q3_K_M", GgmlType::Q3_K, true, 12},
+    {"Q4_K", GgmlType::Q4_K, false, 14},    {"Q4_K_M", GgmlType::Q4_K, true, 15},
+    {"Q5_K", GgmlType::Q5_K, false, 16},    {"Q5_K_M", GgmlType::Q5_K, true, 17},
+    {"Q6_K", GgmlType::Q6_K, false, 18},    {"IQ4_NL", GgmlType::IQ4_NL, false, 25},
+    {"IQ4_XS", GgmlType::IQ4_XS, false, 30}, {"BF16", GgmlType::BF16, false, 32},
+};
+
+bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+// Layer index from a "blk.N." prefix, -1 for a global tensor.
+int layer_of(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  int v = 0;
+  size_t i = 4;
+  if (i >= name.size() || !std::isdigit(static_cast<unsigned char>(name[i]))) return -1;
+  for (; i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])); ++i) {
+    v = v * 10 + (name[i] - '0');
+    if (v > 1000000) return -1;
+  }
+  return v;
+}
+
+// llama.cpp's choice of layers that get more bits: the first and last eighth, and every
+// third layer in between.
+bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+bool is_kept(const TensorDesc& t) {
+  return t.n_dims < 2 || contains(t.name, "norm") || contains(t.name, "rope_freqs") ||
+         contains(t.name, "rope_factors") || contains(t.name, "ffn_gate_inp");
+}
+
+GgmlType fallback_of(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_K: return GgmlType::Q5_0;
+    case GgmlType::Q5_K: return GgmlType::Q5_1;
+    case GgmlType::Q6_K: return GgmlType::Q8_0;
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K:
+    case GgmlType::IQ4_XS: return GgmlType::IQ4_NL;
+    default: return t;
+  }
+}
+
+GgmlType mixture_type(const QuantTarget& target, const TensorDesc& t, bool is_output, int n_layer) {
+  if (is_output) return GgmlType::Q6_K;
+  const int i = layer_of(t.name);
+  const bool q3 = target.base == GgmlType::Q3_K;
+  if (i >= 0 && (contains(t.name, "attn_v.") || contains(t.name, "attn_qkv."))) {
+    if (q3) return i < 2 ? GgmlType::Q5_K : GgmlType::Q4_K;
+    return use_more_bits(i, n_layer) ? GgmlType::Q6_K : target.base;
+  }
+  if (i >= 0 && contains(t.name, "ffn_down")) {
+    if (q3) return i < n_layer / 16 ? GgmlType::Q5_K : GgmlType::Q4_K;
+    return use_more_bits(i, n_layer) ? GgmlType::Q6_K : target.base;
+  }
+  if (q3 && contains(t.name, "attn_output.")) return GgmlType::Q4_K;
+  return target.base;
+}
+
+}  // namespace
+
+QuantTarget parse_quant_target(const std::string& name) {
+  std::string up;
+  for (char c : name) up += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (const TargetRow& r : kTargets)
+    if (up == r.name) return {r.name, r.base, r.k_mixture, r.file_type};
+  std::string choices;
+  for (const TargetRow& r : kTargets) choices += std::string(choices.empty() ? "" : ", ") + r.name;
+  throw Error("unknown quantization type '" + name + "' (choose one of: " + choices + ")");
+}
+
+std::vector<TensorPlan> plan_quantization(const QuantTarget& target,
+                                          const std::vector<TensorDesc>& tensors) {
+  bool has_output = false;
+  int n_layer = 0;
+  for (const TensorDesc& t : tensors) {
+    has_output |= t.name == "output.weight";
+    n_layer = std::max(n_layer, layer_of(t.name) + 1);
+  }
+  std::vector<TensorPlan> plans;
+  plans.reserve(tensors.size());
+  for (const TensorDesc& t : tensors) {
+    if (is_kept(t)) {
+      plans.push_back({t.type, false, ""});
+      continue;
+    }
+    const bool is_output =
+        t.name == "output.weight" || (!has_output && t.name == "token_embd.weight");
+    GgmlType want = target.k_mixture ? mixture_type(target, t, is_output, n_layer) : target.base;
+    std::string note;
+    if (t.ne0 % type_info(want).block_size != 0) {
+      const GgmlType fb = fallback_of(want);
+      note = std::string("row length ") + std::to_string(t.ne0) + " is not a multiple of " +
+             type_name(want) + "'s block size";
+      if (fb != want && t.ne0 % type_info(fb).block_size == 0) {
+        note += std::string(": using ") + type_name(fb);
+        want = fb;
+      } else {
+        plans.push_back({t.type, false, note + ": kept as " + type_name(t.type)});
+        continue;
+      }
+    }
+    // Same type as the source: copy the bytes, re-quantizing could only lose.
+    plans.push_back({want, want != t.type, note});
+  }
+  return plans;
+}
+
+}  // namespace slm

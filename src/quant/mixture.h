@@ -1,0 +1,54 @@
+// What `slm quantize` turns each tensor into: a target ("Q8_0", "Q4_K_M" ...) and the per-
+// tensor plan derived from it. Kept apart from the CLI so the rules can be tested against
+// the types llama.cpp chose in the shared fixtures.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "quant/types.h"
+
+namespace slm {
+
+struct QuantTarget {
+  std::string name;        // as given, upper-cased: "Q4_K_M", "Q8_0"
+  GgmlType base;           // the type most matrices get
+  bool k_mixture = false;  // a _M mixture: some matrices get more bits (see plan_quantization)
+  uint32_t file_type = 0;  // llama_ftype id written to general.file_type
+};
+
+// Parses a target: any ggml type slm can quantize to (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1,
+// Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS) or a mixture Q3_K_M, Q4_K_M, Q5_K_M.
+// Case-insensitive. Throws slm::Error naming the choices otherwise.
+QuantTarget parse_quant_target(const std::string& name);
+
+struct TensorDesc {
+  std::string name;
+  uint32_t n_dims = 0;
+  int64_t ne0 = 0;  // row length
+  GgmlType type = GgmlType::F32;
+};
+
+struct TensorPlan {
+  GgmlType type;      // the type to write
+  bool convert;       // false: copy the source bytes unchanged
+  std::string note;   // why a tensor did not get the target's type ("" otherwise)
+};
+
+// One plan per tensor, in order. Rules:
+// * kept as they are: tensors of rank < 2, names containing "norm", rope frequency/factor
+//   tensors ("rope_freqs", "rope_factors") and MoE router weights ("ffn_gate_inp");
+// * a plain type: every other tensor gets it (like llama-quantize --pure);
+// * a _M mixture (llama.cpp's rules, simplified): the output matrix (output.weight, or
+//   token_embd.weight when the model has no output.weight) gets Q6_K; attn_v/attn_qkv and
+//   ffn_down (also _exps/_shexp) of layer i get Q6_K where use_more_bits(i) (the first and
+//   last eighth of the layers and every third in between) for Q4_K_M and Q5_K_M; for
+//   Q3_K_M attn_v gets Q5_K in layers 0–1 and Q4_K after, ffn_down Q5_K in the first
+//   sixteenth and Q4_K after, attn_output Q4_K; the rest gets the base type;
+// * a row length that is not a multiple of the chosen type's block size falls back, as
+//   llama.cpp does, to a 32-block type (Q4_K→Q5_0, Q5_K→Q5_1, Q6_K→Q8_0, Q2_K/Q3_K/IQ4_XS→
+//   IQ4_NL); if that does not divide either, the tensor is kept.
+std::vector<TensorPlan> plan_quantization(const QuantTarget& target,
+                                          const std::vector<TensorDesc>& tensors);
+
+}  // namespace slm

@@ -1,0 +1,83 @@
+// The per-tensor type plan against the types llama.cpp chose for every fixture file.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/shared.h"
+#include "gguf/gguf.h"
+#include "quant/mixture.h"
+#include "slm/error.h"
+
+namespace slm {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(QuantMixture, PlanMatchesLlamaCppOnEveryFixture) {
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(test::shared("fixtures"))) {
+    const std::string fname = e.path().filename().string();
+    if (e.path().extension() != ".json" || fname.find(".info.") != std::string::npos) continue;
+    auto j = nlohmann::json::parse(test::read_file(e.path().string()));
+    const std::string type = j["type"];
+    if (type == "F32") continue;
+    SCOPED_TRACE(fname + " (" + type + ")");
+    // The F32 file of the same family: same model, unquantized.
+    std::string file = j["file"];
+    const std::string f32_file = file.substr(0, file.rfind('-')) + "-f32.gguf";
+    auto src = GgufFile::open(test::shared("fixtures/" + f32_file));
+    std::vector<TensorDesc> descs;
+    for (const GgufTensor& t : src->tensors()) descs.push_back({t.name, t.n_dims, t.ne[0], t.type});
+    const QuantTarget target = parse_quant_target(type);
+    const auto plans = plan_quantization(target, descs);
+    ASSERT_EQ(plans.size(), descs.size());
+    const auto& want = j["tensor_types"];
+    ASSERT_EQ(want.size(), descs.size());
+    for (size_t i = 0; i < descs.size(); ++i)
+      EXPECT_EQ(type_name(plans[i].type), want[descs[i].name].get<std::string>()) << descs[i].name;
+    // general.file_type as llama.cpp wrote it.
+    auto qf = GgufFile::open(test::shared("fixtures/" + file));
+    EXPECT_EQ(static_cast<uint32_t>(qf->get_int("general.file_type")), target.file_type);
+    ++files;
+  }
+  EXPECT_GE(files, 25);
+}
+
+TEST(QuantMixture, Targets) {
+  EXPECT_EQ(parse_quant_target("q4_k_m").base, GgmlType::Q4_K);
+  EXPECT_TRUE(parse_quant_target("Q4_K_M").k_mixture);
+  EXPECT_FALSE(parse_quant_target("Q4_K").k_mixture);
+  EXPECT_EQ(parse_quant_target("bf16").file_type, 32u);
+  EXPECT_THROW(parse_quant_target("Q8_K"), Error);  // activation-only format
+  EXPECT_THROW(parse_quant_target("Q4_K_L"), Error);
+  EXPECT_THROW(parse_quant_target("IQ2_XXS"), Error);
+}
+
+TEST(QuantMixture, KeptAndFallbackTensors) {
+  const std::vector<TensorDesc> t = {
+      {"blk.0.attn_norm.weight", 1, 256, GgmlType::F32},
+      {"blk.0.ffn_gate_inp.weight", 2, 256, GgmlType::F32},
+      {"rope_freqs.weight", 1, 32, GgmlType::F32},
+      {"blk.0.attn_q.weight", 2, 256, GgmlType::F32},
+      {"blk.0.attn_output.weight", 2, 96, GgmlType::F32},   // 96: only 32-blocks fit
+      {"blk.0.ffn_up.weight", 2, 100, GgmlType::F16},       // 100: nothing fits
+      {"blk.0.ffn_down.weight", 2, 256, GgmlType::Q4_K},    // already the target type
+  };
+  const auto p = plan_quantization(parse_quant_target("Q4_K"), t);
+  EXPECT_FALSE(p[0].convert);
+  EXPECT_FALSE(p[1].convert);
+  EXPECT_FALSE(p[2].convert);
+  EXPECT_TRUE(p[3].convert);
+  EXPECT_EQ(p[3].type, GgmlType::Q4_K);
+  EXPECT_EQ(p[4].type, GgmlType::Q5_0);
+  EXPECT_FALSE(p[4].note.empty());
+  EXPECT_FALSE(p[5].convert);
+  EXPECT_EQ(p[5].type, GgmlType::F16);
+  EXPECT_NE(p[5].note.find("kept"), std::string::npos);
+  EXPECT_FALSE(p[6].convert);
+  EXPECT_EQ(p[6].type, GgmlType::Q4_K);
+}
+
+}  // namespace
+}  // namespace slm
