@@ -1,7 +1,9 @@
 // ChatTemplate: renders a conversation with a model's own Jinja chat template
 // (tokenizer.chat_template), the way Hugging Face's Python renderer does.
 #pragma once
+#include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +15,8 @@ struct ChatTemplateOptions {
   std::string bos_token;
   std::string eos_token;
   nlohmann::ordered_json extra = nlohmann::ordered_json::object();  // tools, documents, ...
+  // Local time strftime_now() reports; unset = the clock when render() runs.
+  std::optional<std::tm> now;
 };
 
 class ChatTemplate {
