@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   add(slm::cli::add_logits);
   add(slm::cli::add_run);
   add(slm::cli::add_tokenize);
+  add(slm::cli::add_template);
 
   try {
     app.parse(argc, argv);
