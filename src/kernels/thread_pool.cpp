@@ -5,9 +5,17 @@
 namespace slm {
 
 namespace {
-// How long a worker spins for the next job before sleeping: long enough to cover the gap
-// between two ops of one forward pass, short enough not to burn a core between requests.
-constexpr int kSpinIterations = 20000;
+// Idle spin before sleeping: covers the gap between two ops of one forward pass (a few
+// microseconds) without holding a core for long when the pool is idle or the machine busy.
+constexpr int kSpinIterations = 4000;
+// Chunks per thread: small enough to balance uneven progress between threads.
+constexpr int64_t kChunksPerThread = 4;
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#endif
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
@@ -17,71 +25,78 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-    generation_.fetch_add(1, std::memory_order_release);
+    stop_.store(true);
   }
   cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::worker(int index) {
-  uint64_t seen = 0;
+void ThreadPool::run_chunks(uint32_t generation, int thread) {
   for (;;) {
-    uint64_t gen = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; gen == seen && spin < kSpinIterations; ++spin) {
-#if defined(__x86_64__)
-      __builtin_ia32_pause();
-#endif
-      gen = generation_.load(std::memory_order_acquire);
+    uint64_t s = state_.load(std::memory_order_acquire);
+    if (static_cast<uint32_t>(s >> 32) != generation) return;
+    const int64_t chunk = static_cast<int64_t>(s & 0xffffffffu);
+    const int64_t n_chunks = n_chunks_.load(std::memory_order_relaxed);
+    if (chunk >= n_chunks) return;
+    if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) continue;
+    // Chunk claimed: the job stays alive until it is counted done.
+    const int64_t n = n_.load(std::memory_order_relaxed);
+    (*fn_.load(std::memory_order_relaxed))(n * chunk / n_chunks, n * (chunk + 1) / n_chunks, thread);
+    done_.fetch_add(1, std::memory_order_acq_rel);
+  }
+}
+
+void ThreadPool::worker(int index) {
+  uint32_t seen = 0;
+  for (;;) {
+    auto generation = [&] { return static_cast<uint32_t>(state_.load(std::memory_order_acquire) >> 32); };
+    for (int spin = 0; spin < kSpinIterations && generation() == seen && !stop_.load(); ++spin) cpu_relax();
+    if (generation() == seen) {
+      sleeping_.fetch_add(1);
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_.load() || generation() != seen; });
+      }
+      sleeping_.fetch_sub(1);
     }
-    if (gen == seen) {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-      gen = generation_.load(std::memory_order_acquire);
-    }
-    seen = gen;
-    const std::function<void(int)>* job;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stop_) return;
-      job = job_;
-    }
-    (*job)(index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    if (stop_.load()) return;
+    seen = generation();
+    run_chunks(seen, index);
   }
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
-  int parts = static_cast<int>(std::min<int64_t>(n_threads_, n));
-  if (parts == 1) {
+  const int64_t n_chunks = std::min<int64_t>(n, int64_t(n_threads_) * kChunksPerThread);
+  if (n_threads_ == 1 || n_chunks == 1) {
     fn(0, n, 0);
     return;
   }
-  std::function<void(int)> job = [&](int t) {
-    if (t >= parts) return;
-    int64_t begin = n * t / parts, end = n * (t + 1) / parts;
-    fn(begin, end, t);
-  };
-  {
+  fn_.store(&fn, std::memory_order_relaxed);
+  n_.store(n, std::memory_order_relaxed);
+  n_chunks_.store(n_chunks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  const uint32_t generation = static_cast<uint32_t>(state_.load() >> 32) + 1;
+  state_.store(uint64_t(generation) << 32);  // publishes the job (seq_cst, see below)
+  // A worker that went to sleep before this store is woken; one that checks later sees
+  // the new generation (both sides use sequentially consistent operations).
+  if (sleeping_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &job;
-    pending_.store(n_threads_ - 1, std::memory_order_release);
-    generation_.fetch_add(1, std::memory_order_release);
+    cv_.notify_all();
   }
-  cv_.notify_all();
-  job(0);
-  while (pending_.load(std::memory_order_acquire) != 0) {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#endif
+  run_chunks(generation, 0);
+  for (int spin = 0; done_.load(std::memory_order_acquire) < n_chunks; ++spin) {
+    if (spin < kSpinIterations)
+      cpu_relax();
+    else
+      std::this_thread::yield();  // a worker holds a chunk but is not running: let it
   }
 }
 
 void ThreadPool::for_each(int64_t n, const std::function<void(int64_t, int)>& fn) {
   if (n <= 0) return;
   std::atomic<int64_t> next{0};
-  parallel_for(n_threads_, [&](int64_t, int64_t, int t) {
+  parallel_for(std::min<int64_t>(n, n_threads_), [&](int64_t, int64_t, int t) {
     for (int64_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(i, t);
   });
 }
