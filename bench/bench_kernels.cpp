@@ -1,0 +1,158 @@
+// Kernel micro-benchmarks (single thread unless stated).
+//   MemRead/threads:N        streaming read of 256 MiB per thread: the machine's bandwidth,
+//                            the ceiling for decode (bytes of weights per token).
+//   VecDot/TYPE              one activation row against a 2048 × 8192 weight matrix with
+//                            vec_dot_rows; weights cycle through ≥ 256 MiB of copies so they
+//                            come from DRAM as in decode. bytes_per_second = weight bytes read.
+//   VecDotDequant/TYPE       the baseline it replaces: dequantize_row to f32, then an f32 dot.
+//   Gemm/TYPE                512 tokens × 2048 × 8192 with gemm_q (GFLOP/s, 2 flops per MAC).
+//   GemmRowByRow/TYPE        the same product as 512 vec_dot_rows passes (no tiling).
+//   QuantizeAct/TYPE         encoding one 8192-value activation row.
+// Run: build/bench_kernels --benchmark_filter=VecDot/Q4_0
+#include <benchmark/benchmark.h>
+
+#include <immintrin.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/gemm_q.h"
+#include "kernels/vec_dot.h"
+#include "quant/quant.h"
+
+namespace {
+
+using slm::GgmlType;
+
+constexpr int64_t kIn = 8192, kOut = 2048, kTokens = 512;
+
+const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,
+                           GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
+                           GgmlType::IQ4_NL, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
+                           GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS};
+
+std::vector<float> random_floats(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// One quantized kOut × kIn matrix (rows from a few random rows, repeated: the content does
+// not change the kernels' speed).
+std::vector<uint8_t> make_matrix(GgmlType t) {
+  const size_t rb = slm::row_bytes(t, kIn);
+  std::vector<uint8_t> m(rb * kOut);
+  constexpr int kDistinct = 16;
+  for (int r = 0; r < kDistinct; ++r) {
+    auto x = random_floats(kIn, 100 + r);
+    slm::quantize_row(t, x.data(), m.data() + r * rb, kIn);
+  }
+  for (int64_t r = kDistinct; r < kOut; ++r) std::memcpy(m.data() + r * rb, m.data() + (r % kDistinct) * rb, rb);
+  return m;
+}
+
+std::vector<uint8_t> make_acts(GgmlType t, int64_t n_tok) {
+  const size_t as = slm::act_row_bytes(t, kIn);
+  std::vector<uint8_t> a(as * n_tok);
+  for (int64_t k = 0; k < n_tok; ++k) {
+    auto x = random_floats(kIn, 1000 + static_cast<uint32_t>(k));
+    slm::quantize_act_row(t, x.data(), a.data() + k * as, kIn);
+  }
+  return a;
+}
+
+void MemRead(benchmark::State& state) {
+  const size_t bytes = size_t{256} << 20;
+  std::vector<uint8_t> buf(bytes, 1);
+  for (auto _ : state) {
+    __m256i acc = _mm256_setzero_si256();
+    const auto* p = reinterpret_cast<const __m256i*>(buf.data());
+    for (size_t i = 0; i < bytes / 32; i += 4) {
+      acc = _mm256_add_epi64(acc, _mm256_loadu_si256(p + i));
+      acc = _mm256_add_epi64(acc, _mm256_loadu_si256(p + i + 1));
+      acc = _mm256_add_epi64(acc, _mm256_loadu_si256(p + i + 2));
+      acc = _mm256_add_epi64(acc, _mm256_loadu_si256(p + i + 3));
+    }
+    benchmark::DoNotOptimize(acc);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes));
+}
+BENCHMARK(MemRead)->Threads(1)->Threads(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void VecDot(benchmark::State& state, GgmlType t, bool dequant_baseline) {
+  const auto one = make_matrix(t);
+  const int copies = static_cast<int>(std::max<size_t>(1, (size_t{256} << 20) / one.size()));
+  std::vector<uint8_t> mats(one.size() * copies);
+  for (int c = 0; c < copies; ++c) std::memcpy(mats.data() + c * one.size(), one.data(), one.size());
+  const auto act = make_acts(t, 1);
+  const auto xf = random_floats(kIn, 5);
+  std::vector<float> out(kOut), row(kIn);
+  const size_t rb = slm::row_bytes(t, kIn);
+  int c = 0;
+  for (auto _ : state) {
+    const uint8_t* m = mats.data() + (c++ % copies) * one.size();
+    if (!dequant_baseline) {
+      slm::vec_dot_rows(t, kIn, m, rb, kOut, act.data(), out.data());
+    } else {
+      for (int64_t r = 0; r < kOut; ++r) {
+        slm::dequantize_row(t, m + r * rb, row.data(), kIn);
+        float s = 0;
+        for (int64_t i = 0; i < kIn; ++i) s += row[i] * xf[i];
+        out[r] = s;
+      }
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(one.size()));
+}
+
+void Gemm(benchmark::State& state, GgmlType t, bool tiled) {
+  const auto w = make_matrix(t);
+  const auto acts = make_acts(t, kTokens);
+  const size_t ws = slm::row_bytes(t, kIn), as = slm::act_row_bytes(t, kIn);
+  std::vector<float> y(kTokens * kOut);
+  for (auto _ : state) {
+    if (tiled)
+      slm::gemm_q(t, kIn, w.data(), ws, acts.data(), as, kTokens, y.data(), kOut, 0, kOut);
+    else
+      for (int64_t k = 0; k < kTokens; ++k)
+        slm::vec_dot_rows(t, kIn, w.data(), ws, kOut, acts.data() + k * as, y.data() + k * kOut);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * kTokens * kOut * kIn / 1e9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void QuantizeAct(benchmark::State& state, GgmlType t) {
+  const auto x = random_floats(kIn, 9);
+  std::vector<uint8_t> a(slm::act_row_bytes(t, kIn));
+  for (auto _ : state) {
+    slm::quantize_act_row(t, x.data(), a.data(), kIn);
+    benchmark::DoNotOptimize(a.data());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kIn);
+}
+
+const bool registered = [] {
+  for (GgmlType t : kTypes) {
+    const std::string name = slm::type_name(t);
+    benchmark::RegisterBenchmark(("VecDot/" + name).c_str(), VecDot, t, false)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("VecDotDequant/" + name).c_str(), VecDot, t, true)->Unit(benchmark::kMicrosecond);
+  }
+  for (GgmlType t : kTypes)
+    benchmark::RegisterBenchmark(("Gemm/" + std::string(slm::type_name(t))).c_str(), Gemm, t, true)
+        ->Unit(benchmark::kMillisecond)->MinTime(0.5);
+  for (GgmlType t : kTypes)
+    benchmark::RegisterBenchmark(("GemmRowByRow/" + std::string(slm::type_name(t))).c_str(), Gemm, t, false)
+        ->Unit(benchmark::kMillisecond)->MinTime(0.5);
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q4_K, GgmlType::F16})
+    benchmark::RegisterBenchmark(("QuantizeAct/" + std::string(slm::type_name(t))).c_str(), QuantizeAct, t);
+  return true;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();
