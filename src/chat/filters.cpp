@@ -191,7 +191,8 @@ Value apply_filter(Interp& in, const std::string& name, const Value& v, CallArgs
     bool start = true;
     for (uint32_t c : utf8_decode(s)) {
       bool sep = cp_is_space(c) || c == '-' || c == '(' || c == '{' || c == '[' || c == '<';
-      utf8_append(out, sep ? c : start ? cp_upper(c) : cp_lower(c));
+      if (start && !sep && c == 0xdf) out += "SS";
+      else utf8_append(out, sep ? c : start ? cp_upper(c) : cp_lower(c));
       start = sep;
     }
     return Value::string(out);

@@ -153,6 +153,10 @@ Flow Interp::exec_for(const Stmt& s, const FramePtr& f, std::string& out) {
   int64_t n = int64_t(items.size());
   for (int64_t k = 0; k < n; ++k) {
     step();
+    // jinja2 gives every iteration fresh locals: a {% set %} in the body does not carry
+    // over to the next iteration (that is what namespace() is for).
+    fr = std::make_shared<Frame>();
+    fr->parent = f;
     Value loop = Value::make_dict();
     Dict& d = *loop.dict;
     d.set("index", Value::integer(k + 1));
@@ -233,7 +237,7 @@ Value Interp::make_macro(const Stmt& s, const FramePtr& closure, const Body* bod
     }
     List extra;
     for (; k < a.pos.size(); ++k) extra.push_back(a.pos[k]);
-    fr->vars["varargs"] = Value::make_list(std::move(extra));
+    fr->vars["varargs"] = Value::make_tuple(std::move(extra));
     Value kwargs = Value::make_dict();
     for (auto& kv : a.kw) {
       bool is_param = false;
@@ -318,9 +322,13 @@ Value Interp::get_attr(const Value& obj, const std::string& name) {
       if (const Value* v = obj.dict->find(name)) return *v;
       return Value::undefined("'Namespace' has no attribute '" + name + "'");
     }
+    case Kind::Tuple:
+      // groupby yields (grouper, list) named tuples
+      if (obj.list->size() == 2 && (name == "grouper" || name == "list"))
+        return (*obj.list)[name == "grouper" ? 0 : 1];
+      [[fallthrough]];
     case Kind::String:
-    case Kind::List:
-    case Kind::Tuple: {
+    case Kind::List: {
       Value m = get_method(*this, obj, name);
       if (!m.is_undefined()) return m;
       break;

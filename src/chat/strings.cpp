@@ -41,7 +41,8 @@ std::string py_title(const std::string& s) {
   std::string out;
   bool prev_cased = false;
   for (uint32_t c : utf8_decode(s)) {
-    utf8_append(out, prev_cased ? cp_lower(c) : cp_upper(c));
+    if (!prev_cased && c == 0xdf) out += "Ss";
+    else utf8_append(out, prev_cased ? cp_lower(c) : cp_upper(c));
     prev_cased = cased(c);
   }
   return out;

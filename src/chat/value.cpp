@@ -208,7 +208,7 @@ std::string to_str(const Value& v) {
 
 std::string to_repr(const Value& v) {
   switch (v.kind) {
-    case Kind::Undefined: return "";
+    case Kind::Undefined: return "Undefined";
     case Kind::None: return "None";
     case Kind::Bool: return v.b ? "True" : "False";
     case Kind::Int: return std::to_string(v.i);
@@ -291,6 +291,7 @@ bool equals(const Value& a, const Value& b) {
 }
 
 int compare(const Value& a, const Value& b) {
+  if (a.is_undefined() && b.is_undefined()) return 0;
   if (a.is_number() && b.is_number()) {
     if (a.kind == Kind::Float || b.kind == Kind::Float) {
       double x = a.as_double(), y = b.as_double();
