@@ -14,13 +14,15 @@ namespace slm::quant {
 
 namespace {
 
-// Index of the codebook entry nearest to v (the table is sorted ascending).
+// Index of the codebook entry nearest to v (ties go to the lower entry). A binary search
+// over the 15 midpoints between neighbouring entries (x.5 values, exact in float).
 uint8_t nearest_code(float v) {
-  if (!(v > kIq4nlValues[0])) return 0;
-  if (v >= kIq4nlValues[15]) return 15;
+  static constexpr float kMid[15] = {-115.5f, -93.5f, -74.f, -57.f, -42.f, -28.5f, -16.f, -4.5f,
+                                     7.f,     19.f,   31.5f, 45.5f, 61.f,  79.f,   101.f};
   int k = 0;
-  while (v > kIq4nlValues[k + 1]) ++k;  // now values[k] < v <= values[k+1]
-  return static_cast<uint8_t>(v - kIq4nlValues[k] <= kIq4nlValues[k + 1] - v ? k : k + 1);
+  for (int step = 8; step >= 1; step /= 2)
+    if (v > kMid[k + step - 1]) k += step;
+  return static_cast<uint8_t>(k);
 }
 
 // Best scale for one group of 32: anchor the extreme value at the codebook's −127 end

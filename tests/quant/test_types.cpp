@@ -4,6 +4,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
 
 #include "quant/blocks.h"
 #include "quant/types.h"
@@ -157,6 +161,25 @@ TEST(QuantTypes, F32ToFp16IsNearest) {
     EXPECT_EQ(f32_to_fp16(from_bits(bits(mid) + 1)), h + 1) << std::hex << h;
   }
 }
+
+#if defined(__F16C__)
+// The F16C instruction (round to nearest even) is an independent implementation of the
+// same conversion: agree with it on random bit patterns and on every value near a tie.
+TEST(QuantTypes, F32ToFp16MatchesF16C) {
+  std::mt19937 rng(42);
+  for (int i = 0; i < 2000000; ++i) {
+    const float f = from_bits(rng());
+    const uint16_t hw = static_cast<uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT));
+    const uint16_t sw = f32_to_fp16(f);
+    if (std::isnan(f)) {
+      ASSERT_TRUE(std::isnan(fp16_to_f32(sw)));
+      continue;
+    }
+    ASSERT_EQ(sw, hw) << std::hex << bits(f);
+    ASSERT_EQ(bits(fp16_to_f32(hw)), bits(_cvtsh_ss(hw)));
+  }
+}
+#endif
 
 TEST(QuantTypes, Bf16HandValues) {
   EXPECT_EQ(f32_to_bf16(1.f), 0x3F80);
