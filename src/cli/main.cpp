@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
     if (subs.size() > before) commands.emplace_back(subs.back(), std::move(act));
   };
   add(slm::cli::add_info);
+  add(slm::cli::add_synth);
   add(slm::cli::add_quantize);
   add(slm::cli::add_logits);
   add(slm::cli::add_run);
