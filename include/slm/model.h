@@ -46,6 +46,17 @@ class KvCache {
   std::vector<Layer> layers_;
 };
 
+// One sequence's share of a batched forward pass: n tokens at positions pos0.. of the
+// sequence held in `cache`, and where its logits go.
+struct SequenceBatch {
+  KvCache* cache = nullptr;
+  const int32_t* tokens = nullptr;
+  int n = 0;
+  int pos0 = 0;
+  float* logits = nullptr;  // n·n_vocab values (all_logits) or n_vocab (the last token)
+  bool all_logits = false;
+};
+
 class Model {
  public:
   // Opens and maps the file, reads the config and binds the weights. Throws slm::Error
@@ -66,6 +77,11 @@ class Model {
   // position past the cache's context.
   void forward(ThreadPool& pool, KvCache& cache, const int32_t* tokens, int n, int pos0,
                float* logits, bool all_logits) const;
+
+  // Several sequences (distinct caches) in one pass: every matrix product runs over all
+  // their tokens at once, so the weights are read once per step for all of them
+  // (continuous batching). Results equal separate forward() calls.
+  void forward(ThreadPool& pool, const std::vector<SequenceBatch>& batch) const;
 
  private:
   Model() = default;

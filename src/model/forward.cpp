@@ -44,9 +44,15 @@ RopeParams layer_rope(const ModelConfig& c, const Weights& w, int il, int n_ctx)
   return rp;
 }
 
-// Self-attention of layer il for n tokens at positions pos0.. : a (normed input) -> out.
-void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il, KvCache& cache,
-               const Buf& a, int n, int pos0, Buf& out) {
+// Where each token of a batch belongs: its sequence's cache and its position there.
+struct TokenSlot {
+  KvCache* cache;
+  int pos;
+};
+
+// Self-attention of layer il for the n tokens of a batch: a (normed input) -> out.
+void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
+               const std::vector<TokenSlot>& slots, const Buf& a, int n, Buf& out) {
   const LayerConfig& L = c.layers[il];
   const LayerWeights& lw = w.layers[il];
   const int hk = c.head_dim_k, hv = c.head_dim_v;
@@ -69,9 +75,9 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
     matmul(pool, lw.wv, a.data(), n, v.data());
   }
 
-  const RopeParams rp = layer_rope(c, w, il, cache.n_ctx());
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) {
+      const RopeParams rp = layer_rope(c, w, il, slots[t].cache->n_ctx());
       float* qt = row(q, t, q_w);
       float* kt = row(k, t, k_w);
       if (c.qk_norm) {
@@ -79,12 +85,12 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
         for (int h = 0; h < L.n_head_kv; ++h) rmsnorm(kt + h * hk, lw.k_norm, kt + h * hk, hk, c.rms_eps);
       }
       if (c.use_rope) {
-        rope(qt, L.n_head, hk, pos0 + t, rp);
-        rope(kt, L.n_head_kv, hk, pos0 + t, rp);
+        rope(qt, L.n_head, hk, slots[t].pos, rp);
+        rope(kt, L.n_head_kv, hk, slots[t].pos, rp);
       }
     }
   });
-  for (int t = 0; t < n; ++t) cache.store(il, pos0 + t, row(k, t, k_w), row(v, t, v_w));
+  for (int t = 0; t < n; ++t) slots[t].cache->store(il, slots[t].pos, row(k, t, k_w), row(v, t, v_w));
 
   // Causal GQA: query head h reads KV head h / (n_head / n_head_kv); a sliding layer sees
   // only the last `sliding_window` positions (p_q - p_k < window).
@@ -94,7 +100,8 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
   pool.for_each(int64_t(n) * L.n_head, [&](int64_t job, int) {
     const int t = static_cast<int>(job / L.n_head), h = static_cast<int>(job % L.n_head);
     const int kvh = h / group;
-    const int p = pos0 + t;
+    const KvCache& cache = *slots[t].cache;
+    const int p = slots[t].pos;
     const int lo = L.sliding ? std::max(0, p - c.sliding_window + 1) : 0;
     std::vector<float> scores(p - lo + 1), tmp(std::max(k_w, v_w));
     const float* qh = row(q, t, q_w) + int64_t(h) * hk;
@@ -186,17 +193,37 @@ void add_branch(ThreadPool& pool, const ModelConfig& c, const float* post_norm, 
 
 void Model::forward(ThreadPool& pool, KvCache& cache, const int32_t* tokens, int n, int pos0,
                     float* logits, bool all_logits) const {
+  forward(pool, {SequenceBatch{&cache, tokens, n, pos0, logits, all_logits}});
+}
+
+void Model::forward(ThreadPool& pool, const std::vector<SequenceBatch>& batch) const {
   const ModelConfig& c = *config_;
   const Weights& w = *weights_;
   const int E = c.n_embd;
-  if (n <= 0) throw Error("forward: no tokens to evaluate");
-  if (pos0 < 0 || int64_t(pos0) + n > cache.n_ctx())
-    throw Error("forward: positions " + std::to_string(pos0) + ".." + std::to_string(int64_t(pos0) + n - 1) +
-                " do not fit the context of " + std::to_string(cache.n_ctx()));
-  for (int t = 0; t < n; ++t)
-    if (tokens[t] < 0 || tokens[t] >= c.n_vocab)
-      throw Error("forward: token id " + std::to_string(tokens[t]) + " outside the vocabulary of " +
-                  std::to_string(c.n_vocab));
+
+  // Lay the sequences' tokens out one after another; check each before touching a cache.
+  std::vector<int32_t> tokens;
+  std::vector<TokenSlot> slots;
+  std::vector<int> out_rows;  // batch rows whose logits are wanted, in output order
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const SequenceBatch& sb = batch[i];
+    if (!sb.cache || !sb.tokens || !sb.logits || sb.n <= 0) throw Error("forward: a sequence with no tokens to evaluate");
+    for (size_t j = 0; j < i; ++j)
+      if (batch[j].cache == sb.cache) throw Error("forward: the same KV cache appears twice in one batch");
+    if (sb.pos0 < 0 || int64_t(sb.pos0) + sb.n > sb.cache->n_ctx())
+      throw Error("forward: positions " + std::to_string(sb.pos0) + ".." + std::to_string(int64_t(sb.pos0) + sb.n - 1) +
+                  " do not fit the context of " + std::to_string(sb.cache->n_ctx()));
+    for (int t = 0; t < sb.n; ++t) {
+      if (sb.tokens[t] < 0 || sb.tokens[t] >= c.n_vocab)
+        throw Error("forward: token id " + std::to_string(sb.tokens[t]) + " outside the vocabulary of " +
+                    std::to_string(c.n_vocab));
+      if (sb.all_logits || t == sb.n - 1) out_rows.push_back(static_cast<int>(tokens.size()));
+      tokens.push_back(sb.tokens[t]);
+      slots.push_back({sb.cache, sb.pos0 + t});
+    }
+  }
+  if (tokens.empty()) throw Error("forward: no tokens to evaluate");
+  const int n = static_cast<int>(tokens.size());
 
   Buf h(int64_t(n) * E), a(int64_t(n) * E), branch(int64_t(n) * E);
   for (int t = 0; t < n; ++t) {
@@ -208,7 +235,7 @@ void Model::forward(ThreadPool& pool, KvCache& cache, const int32_t* tokens, int
   for (int il = 0; il < c.n_layer; ++il) {
     const LayerWeights& lw = w.layers[il];
     rmsnorm_rows(pool, h.data(), lw.attn_norm, a.data(), n, E, c.rms_eps);
-    attention(pool, c, w, il, cache, a, n, pos0, branch);
+    attention(pool, c, w, il, slots, a, n, branch);
     add_branch(pool, c, lw.post_attn_norm, branch, n, h);
 
     rmsnorm_rows(pool, h.data(), lw.ffn_norm, a.data(), n, E, c.rms_eps);
@@ -219,15 +246,22 @@ void Model::forward(ThreadPool& pool, KvCache& cache, const int32_t* tokens, int
     add_branch(pool, c, lw.post_ffn_norm, branch, n, h);
   }
 
-  const int first = all_logits ? 0 : n - 1;
-  const int m = n - first;
-  rmsnorm_rows(pool, h.data() + int64_t(first) * E, w.output_norm, a.data(), m, E, c.rms_eps);
-  matmul(pool, w.output, a.data(), m, logits);
-  const int64_t count = int64_t(m) * c.n_vocab;
-  if (c.logit_scale != 1.0f)
-    for (int64_t i = 0; i < count; ++i) logits[i] *= 1.0f / c.logit_scale;
-  if (c.final_softcap > 0)
-    for (int64_t i = 0; i < count; ++i) logits[i] = c.final_softcap * std::tanh(logits[i] / c.final_softcap);
+  // Final norm and output projection for the rows whose logits are wanted only.
+  const int m = static_cast<int>(out_rows.size());
+  for (int i = 0; i < m; ++i) std::copy_n(row(h, out_rows[i], E), E, row(branch, i, E));
+  rmsnorm_rows(pool, branch.data(), w.output_norm, a.data(), m, E, c.rms_eps);
+  Buf out(int64_t(m) * c.n_vocab);
+  matmul(pool, w.output, a.data(), m, out.data());
+  for (float& x : out) {
+    if (c.logit_scale != 1.0f) x *= 1.0f / c.logit_scale;
+    if (c.final_softcap > 0) x = c.final_softcap * std::tanh(x / c.final_softcap);
+  }
+  int next = 0;
+  for (const SequenceBatch& sb : batch) {
+    const int rows = sb.all_logits ? sb.n : 1;
+    std::copy_n(out.data() + int64_t(next) * c.n_vocab, int64_t(rows) * c.n_vocab, sb.logits);
+    next += rows;
+  }
 }
 
 }  // namespace slm

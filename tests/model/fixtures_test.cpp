@@ -11,6 +11,7 @@
 #include "common/shared.h"
 #include "kernels/thread_pool.h"
 #include "model/config.h"
+#include "slm/error.h"
 #include "slm/model.h"
 
 namespace slm {
@@ -139,6 +140,37 @@ TEST_P(FixtureTest, TokenByTokenMatchesBatch) {
     fx.model->forward(pool, c2, &ids[t], 1, t, step.data(), false);
     for (int i = 0; i < V; ++i) ASSERT_NEAR(step[i], batch[size_t(t) * V + i], 1e-5 * fx.std_) << "position " << t;
   }
+}
+
+// Several sequences in one batched pass (continuous batching) give each its own logits.
+TEST_P(FixtureTest, BatchedSequencesMatchSeparatePasses) {
+  Fixture fx(GetParam());
+  if (fx.type != "F32" && fx.type != "Q4_K_M") GTEST_SKIP() << "checked on F32 and Q4_K_M files";
+  std::vector<int32_t> ids = fx.ids();
+  const int V = fx.n_vocab;
+  ThreadPool pool(2);
+  const auto& cfg = fx.model->config();
+  // Sequence A: a fresh 12-token prompt, all logits. Sequence B: 10 tokens already cached,
+  // then 3 more, last logits only. Sequence C: one decode token after 20 cached.
+  KvCache a1(cfg, fx.n_ctx()), b1(cfg, fx.n_ctx()), c1(cfg, fx.n_ctx());
+  KvCache a2(cfg, fx.n_ctx()), b2(cfg, fx.n_ctx()), c2(cfg, fx.n_ctx());
+  std::vector<float> scratch(size_t(20) * V);
+  for (KvCache* kv : {&b1, &b2}) fx.model->forward(pool, *kv, &ids[20], 10, 0, scratch.data(), false);
+  for (KvCache* kv : {&c1, &c2}) fx.model->forward(pool, *kv, &ids[5], 20, 0, scratch.data(), false);
+  std::vector<float> a_sep(size_t(12) * V), b_sep(V), c_sep(V), a_bat(size_t(12) * V), b_bat(V), c_bat(V);
+  fx.model->forward(pool, a1, &ids[0], 12, 0, a_sep.data(), true);
+  fx.model->forward(pool, b1, &ids[30], 3, 10, b_sep.data(), false);
+  fx.model->forward(pool, c1, &ids[40], 1, 20, c_sep.data(), false);
+  fx.model->forward(pool, {SequenceBatch{&a2, &ids[0], 12, 0, a_bat.data(), true},
+                           SequenceBatch{&b2, &ids[30], 3, 10, b_bat.data(), false},
+                           SequenceBatch{&c2, &ids[40], 1, 20, c_bat.data(), false}});
+  for (size_t i = 0; i < a_sep.size(); ++i) ASSERT_NEAR(a_bat[i], a_sep[i], 1e-5 * fx.std_) << "A " << i;
+  for (int i = 0; i < V; ++i) ASSERT_NEAR(b_bat[i], b_sep[i], 1e-5 * fx.std_) << "B " << i;
+  for (int i = 0; i < V; ++i) ASSERT_NEAR(c_bat[i], c_sep[i], 1e-5 * fx.std_) << "C " << i;
+  // The same cache twice in one batch is refused.
+  EXPECT_THROW(fx.model->forward(pool, {SequenceBatch{&a2, &ids[0], 1, 12, b_bat.data(), false},
+                                        SequenceBatch{&a2, &ids[1], 1, 13, c_bat.data(), false}}),
+               Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shared, FixtureTest, ::testing::ValuesIn(fixture_names()),
