@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   add(slm::cli::add_run);
   add(slm::cli::add_tokenize);
   add(slm::cli::add_template);
+  add(slm::cli::add_chat);
+  add(slm::cli::add_serve);
 
   try {
     app.parse(argc, argv);

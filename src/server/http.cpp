@@ -221,11 +221,14 @@ struct Server {
   }
 
   void routes() {
+    // One thread per open connection: a kept-alive idle connection holds its thread, so the
+    // pool must be larger than the clients we expect at once (httplib's default is 8).
+    http.new_task_queue = [] { return new httplib::ThreadPool(256); };
     http.set_payload_max_length(opt.max_body);
     http.set_read_timeout(opt.timeout_s, 0);
     http.set_write_timeout(opt.timeout_s, 0);
     http.set_keep_alive_max_count(1000);
-    http.set_keep_alive_timeout(30);
+    http.set_keep_alive_timeout(5);  // also bounds how long shutdown waits on idle connections
     http.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
       if (res.body.empty()) {
         if (sched) sched->count_error(res.status);

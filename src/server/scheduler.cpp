@@ -240,28 +240,51 @@ void Scheduler::step() {
     if (s.job->request.sampling.max_tokens == 0) finish(s, "length");
   }
 
-  // 3. Evaluate: a prompt chunk or the pending token of every active slot.
+  // 3. Evaluate, in one batched forward pass, a prompt chunk or the pending token of every
+  //    active slot: the weights are read once per step for all of them.
   Clock::time_point t0 = Clock::now();
   int decoded = 0;
   uint64_t prompt_evaluated = 0;
+  struct Work {
+    Slot* slot;
+    int n;
+    bool prompt;
+  };
+  std::vector<SequenceBatch> batch;
+  std::vector<Work> work;
   for (auto& sp : slots_) {
     Slot& s = *sp;
     if (!s.active()) continue;
     const std::vector<int32_t>& prompt = s.job->prompt;
+    SequenceBatch b;
+    b.cache = s.cache.get();
+    b.pos0 = s.n_past;
+    b.logits = s.logits.data();
     if (s.n_prompt_done < prompt.size()) {
-      int n = static_cast<int>(std::min<size_t>(opt_.prompt_chunk, prompt.size() - s.n_prompt_done));
-      model_.forward(*pool_, *s.cache, prompt.data() + s.n_prompt_done, n, s.n_past, s.logits.data(), false);
-      s.n_prompt_done += n;
-      s.n_past += n;
-      prompt_evaluated += n;
-      if (s.n_prompt_done < prompt.size()) continue;  // more prompt next step
+      b.n = static_cast<int>(std::min<size_t>(opt_.prompt_chunk, prompt.size() - s.n_prompt_done));
+      b.tokens = prompt.data() + s.n_prompt_done;
+      work.push_back({&s, b.n, true});
     } else {
       if (s.n_past >= opt_.n_ctx) {
         finish(s, "length");
         continue;
       }
-      model_.forward(*pool_, *s.cache, &s.pending, 1, s.n_past, s.logits.data(), false);
-      s.n_past += 1;
+      b.n = 1;
+      b.tokens = &s.pending;
+      work.push_back({&s, 1, false});
+    }
+    batch.push_back(b);
+  }
+  if (!batch.empty()) model_.forward(*pool_, batch);
+
+  for (const Work& w : work) {
+    Slot& s = *w.slot;
+    s.n_past += w.n;
+    if (w.prompt) {
+      s.n_prompt_done += static_cast<size_t>(w.n);
+      prompt_evaluated += static_cast<uint64_t>(w.n);
+      if (s.n_prompt_done < s.job->prompt.size()) continue;  // more prompt next step
+    } else {
       ++decoded;
     }
 

@@ -1,0 +1,30 @@
+// slm serve: an OpenAI-compatible HTTP server with continuous batching.
+#include "cli/commands.h"
+#include "server/http.h"
+
+namespace slm::cli {
+
+Action add_serve(CLI::App& app) {
+  auto* sub = app.add_subcommand("serve", "Serve a model over the OpenAI HTTP API (chat/completions, completions)");
+  auto o = std::make_shared<server::ServeOptions>();
+  sub->add_option("-m,--model", o->model_path, "GGUF model file")->required();
+  sub->add_option("--host", o->host, "Address to listen on (loopback by default)")->capture_default_str();
+  sub->add_option("--port", o->port, "Port (0 picks a free one)")->capture_default_str()->check(CLI::Range(0, 65535));
+  sub->add_option("--parallel,-P", o->n_parallel, "Slots: sequences generated at once (continuous batching)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  sub->add_option("--ctx,-c", o->n_ctx, "Context per slot (default: min(model context, 4096))")->check(CLI::Range(0, 1 << 20));
+  sub->add_option("-t,--threads", o->n_threads, "Threads (default: all cores)")->check(CLI::Range(0, 1024));
+  sub->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' on /v1/*");
+  sub->add_option("--max-body", o->max_body, "Largest request body in bytes (larger: HTTP 413)")->capture_default_str();
+  sub->add_option("--timeout", o->timeout_s, "Seconds a request may take (read, write, generation)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  sub->add_option("--queue", o->max_queue, "Requests that may wait for a slot (more: HTTP 429)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
+  sub->add_option("--chat-template", o->chat_template_path, "Jinja chat template file (overrides the model's)");
+  return [o] { return server::serve(*o); };
+}
+
+}  // namespace slm::cli

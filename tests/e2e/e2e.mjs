@@ -1,0 +1,200 @@
+// End-to-end test of `slm serve` with the official OpenAI Node client.
+// Usage: node e2e.mjs  (env: SLM_BIN, SLM_SHARED). Exits non-zero on the first failure.
+import { spawn, execFileSync } from 'node:child_process';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import OpenAI from 'openai';
+
+const bin = process.env.SLM_BIN || 'build/slm';
+const shared = process.env.SLM_SHARED || process.env.SLM_SHARED_DEFAULT || '../shared';
+const model = `${shared}/models/stories260K.gguf`;
+const KEY = 'sk-test-e2e';
+
+function startServer(extra = []) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(bin, ['serve', '-m', model, '--port', '0', '--parallel', '4', '--ctx', '256', '-t', '2',
+                          '--api-key', KEY, '--max-body', '65536', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => {
+      err += d.toString();
+      const m = err.match(/listening on http:\/\/[^:]+:(\d+)/);
+      if (m) resolve({ proc: p, port: Number(m[1]), log: () => err });
+    });
+    p.on('exit', (code) => reject(new Error(`server exited ${code}: ${err}`)));
+  });
+}
+
+function rawRequest(port, method, path, body, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path,
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${KEY}`, ...headers } }, (res) => {
+      let data = '';
+      res.on('data', (d) => (data += d));
+      res.on('end', () => resolve({ status: res.statusCode, body: data }));
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+const results = [];
+async function check(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    results.push(`FAIL ${name}: ${e.stack || e}`);
+    console.log(results.join('\n'));
+    throw e;
+  }
+}
+
+const server = await startServer();
+const client = new OpenAI({ apiKey: KEY, baseURL: `http://127.0.0.1:${server.port}/v1`, maxRetries: 0, timeout: 60000 });
+const messages = [{ role: 'user', content: 'Once upon a time there was a dog.' }];
+
+try {
+  await check('health and models', async () => {
+    const h = await rawRequest(server.port, 'GET', '/health');
+    assert.equal(h.status, 200);
+    const models = await client.models.list();
+    assert.equal(models.data.length, 1);
+    assert.equal(models.data[0].id, 'stories260K');
+  });
+
+  let chatText;
+  await check('chat completion', async () => {
+    const r = await client.chat.completions.create({ model: 'stories260K', messages, max_tokens: 24, temperature: 0 });
+    chatText = r.choices[0].message.content;
+    assert.equal(r.object, 'chat.completion');
+    assert.equal(r.choices[0].message.role, 'assistant');
+    assert.ok(chatText.length > 0, 'non-empty answer');
+    assert.ok(['stop', 'length'].includes(r.choices[0].finish_reason));
+    assert.ok(r.usage.prompt_tokens > 5 && r.usage.completion_tokens > 0 && r.usage.completion_tokens <= 24);
+  });
+
+  await check('streamed chat joins to the non-streamed text; next request on the same connection works', async () => {
+    const stream = await client.chat.completions.create({ model: 'stories260K', messages, max_tokens: 24, temperature: 0, stream: true });
+    let joined = '';
+    let finish = null;
+    for await (const chunk of stream) {
+      assert.equal(chunk.object, 'chat.completion.chunk');
+      joined += chunk.choices[0]?.delta?.content ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    assert.equal(joined, chatText);
+    assert.ok(['stop', 'length'].includes(finish));
+    // Right after the stream, on the kept-alive connection.
+    const r = await client.chat.completions.create({ model: 'stories260K', messages, max_tokens: 8, temperature: 0 });
+    assert.ok(r.choices[0].message.content.length > 0);
+    const r2 = await client.completions.create({ model: 'stories260K', prompt: 'The cat', max_tokens: 4, temperature: 0 });
+    assert.ok(r2.choices[0].text.length > 0);
+  });
+
+  await check('greedy completion equals slm run --temp 0', async () => {
+    const prompt = 'Once upon a time';
+    const r = await client.completions.create({ model: 'stories260K', prompt, max_tokens: 40, temperature: 0 });
+    const cli = execFileSync(bin, ['run', '-m', model, '-p', prompt, '-n', '40', '--temp', '0', '--ctx', '256'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    assert.equal(r.choices[0].text + '\n', cli);  // slm run ends its output with a newline
+    assert.equal(r.usage.completion_tokens, 40);
+    assert.equal(r.choices[0].finish_reason, 'length');
+  });
+
+  await check('completion with stop strings', async () => {
+    const full = (await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 40, temperature: 0 })).choices[0].text;
+    const words = full.trim().split(/\s+/);
+    const stop = ' ' + words[Math.min(5, words.length - 1)];
+    const r = await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 40, temperature: 0, stop: [stop, 'zzzz'] });
+    assert.equal(r.choices[0].finish_reason, 'stop');
+    assert.equal(r.choices[0].text, full.slice(0, full.indexOf(stop)));
+    // streamed, the same
+    const s = await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 40, temperature: 0, stop, stream: true });
+    let joined = '';
+    for await (const c of s) joined += c.choices[0]?.text ?? '';
+    assert.equal(joined, r.choices[0].text);
+  });
+
+  await check('errors through the client\'s own types', async () => {
+    await assert.rejects(client.chat.completions.create({ model: 'stories260K', messages, temperature: 'hot' }),
+      (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && /temperature/.test(e.message));
+    await assert.rejects(client.chat.completions.create({ model: 'no-such-model', messages }),
+      (e) => e instanceof OpenAI.NotFoundError && e.status === 404);
+    await assert.rejects(client.chat.completions.create({ model: 'stories260K', messages: 'hi' }),
+      (e) => e instanceof OpenAI.BadRequestError);
+    const long = 'Once upon a time '.repeat(200);
+    await assert.rejects(client.completions.create({ model: 'stories260K', prompt: long, max_tokens: 4 }),
+      (e) => e instanceof OpenAI.BadRequestError && /\d+ tokens/.test(e.message) && /256/.test(e.message));
+    const bad = new OpenAI({ apiKey: 'wrong', baseURL: `http://127.0.0.1:${server.port}/v1`, maxRetries: 0 });
+    await assert.rejects(bad.models.list(), (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
+    await assert.rejects(client.completions.create({ model: 'stories260K', prompt: 'x'.repeat(70000), max_tokens: 1 }),
+      (e) => e instanceof OpenAI.APIError && e.status === 413);
+  });
+
+  await check('malformed JSON is a 400 in OpenAI\'s shape', async () => {
+    for (const body of ['{"model":', '[1,2]', 'null', '{"messages":[{"role":1}]}', '\u0000\u0001']) {
+      const r = await rawRequest(server.port, 'POST', '/v1/chat/completions', body);
+      assert.equal(r.status, 400, body);
+      const j = JSON.parse(r.body);
+      assert.equal(typeof j.error.message, 'string');
+      assert.equal(j.error.type, 'invalid_request_error');
+    }
+    const r = await rawRequest(server.port, 'GET', '/v1/nothing');
+    assert.equal(r.status, 404);
+    assert.ok(JSON.parse(r.body).error);
+  });
+
+  await check('load: 32 concurrent streaming clients, some disconnecting', async () => {
+    const prompts = ['Once upon a time', 'The little dog', 'Lily wanted', 'One day, a bird'];
+    const expected = {};
+    for (const p of prompts)
+      expected[p] = (await client.completions.create({ model: 'stories260K', prompt: p, max_tokens: 32, temperature: 0 })).choices[0].text;
+    let completed = 0, aborted = 0;
+    async function clientLoop(i) {
+      for (let k = 0; k < 3; ++k) {
+        const p = prompts[(i + k) % prompts.length];
+        const abort = (i + k) % 5 === 0;
+        const ctl = new AbortController();
+        const s = await client.completions.create({ model: 'stories260K', prompt: p, max_tokens: 32, temperature: 0, stream: true }, { signal: ctl.signal });
+        let text = '';
+        let n = 0;
+        try {
+          for await (const c of s) {
+            text += c.choices[0]?.text ?? '';
+            if (abort && ++n === 3) { ctl.abort(); break; }
+          }
+        } catch (e) {
+          if (!abort) throw e;
+        }
+        if (abort) { aborted++; continue; }
+        assert.equal(text, expected[p], `client ${i} request ${k}`);
+        completed++;
+      }
+    }
+    await Promise.all(Array.from({ length: 32 }, (_, i) => clientLoop(i)));
+    assert.ok(completed > 60, `completed ${completed}`);
+    const h = await rawRequest(server.port, 'GET', '/health');
+    assert.equal(h.status, 200);
+    const m = (await rawRequest(server.port, 'GET', '/metrics')).body;
+    assert.match(m, /slm_requests_total \d+/);
+    // every slot freed again
+    await new Promise((r) => setTimeout(r, 300));
+    const m2 = (await rawRequest(server.port, 'GET', '/metrics')).body;
+    assert.match(m2, /slm_slots_active 0\b/);
+    assert.match(m2, /slm_queue_depth 0\b/);
+    results.push(`     load: ${completed} completed, ${aborted} aborted`);
+  });
+
+  await check('graceful shutdown on SIGTERM exits 0', async () => {
+    const code = await new Promise((resolve) => {
+      server.proc.removeAllListeners('exit');
+      server.proc.on('exit', (c) => resolve(c));
+      server.proc.kill('SIGTERM');
+    });
+    assert.equal(code, 0);
+  });
+} finally {
+  server.proc.kill('SIGKILL');
+}
+console.log(results.join('\n'));
