@@ -39,8 +39,12 @@ RopeParams layer_rope(const ModelConfig& c, const Weights& w, int il, int n_ctx)
   rp.freq_scale = L.rope_freq_scale;
   rp.attn_factor = c.rope_attn_factor;
   rp.freq_factors = w.rope_freqs;
-  // LongRoPE: llama.cpp chooses the factor set once per context, by its size.
-  if (c.has_longrope) rp.freq_factors = n_ctx > c.rope_orig_ctx ? w.rope_long : w.rope_short;
+  // LongRoPE: llama.cpp chooses the factor set once per context, by its size: the long
+  // factors when the context (which it pads up to a multiple of 256) exceeds the original.
+  if (c.has_longrope) {
+    const int64_t padded = (int64_t(n_ctx) + 255) / 256 * 256;
+    rp.freq_factors = padded > c.rope_orig_ctx ? w.rope_long : w.rope_short;
+  }
   return rp;
 }
 

@@ -8,6 +8,7 @@
 
 #include "common/shared.h"
 #include "gguf/gguf.h"
+#include "kernels/thread_pool.h"
 #include "model/config.h"
 #include "slm/error.h"
 #include "slm/model.h"
@@ -96,8 +97,9 @@ TEST(Config, KvCacheWidthsPerLayer) {
 struct Edited {
   std::string path;
   explicit Edited(const std::function<void(std::vector<std::pair<std::string, GgufValue>>&,
-                                           std::vector<GgufTensor>&)>& edit) {
-    auto src = GgufFile::open(test::shared("fixtures/llama-f32.gguf"));
+                                           std::vector<GgufTensor>&)>& edit,
+                  const std::string& fixture = "llama-f32") {
+    auto src = GgufFile::open(test::shared("fixtures/" + fixture + ".gguf"));
     auto kv = src->metadata();
     std::vector<GgufTensor> tensors = src->tensors();
     edit(kv, tensors);
@@ -163,6 +165,26 @@ TEST(Load, MisshapedTensorNamesBothShapes) {
 TEST(Load, HeadCountsThatDoNotDivideAreRejected) {
   Edited e([](auto& kv, auto&) { set_key(kv, "llama.attention.head_count_kv", GgufValue::make_u32(3)); });
   expect_load_error(e, {"head_count_kv"});
+}
+
+// LongRoPE factor choice: long when the context, padded up to a multiple of 256 as the
+// reference pads it, exceeds original_context_length (here set to 300).
+TEST(Load, LongRopeChoiceUsesPaddedContext) {
+  Edited e([](auto& kv, auto&) {
+    set_key(kv, "phi3.rope.scaling.original_context_length", GgufValue::make_u32(300));
+  }, "phi3-f32");
+  auto m = Model::load(e.path);
+  ThreadPool pool(1);
+  std::vector<int32_t> ids = {1, 20, 30, 40, 50, 60, 70, 80};
+  auto eval = [&](int n_ctx) {
+    KvCache kv(m->config(), n_ctx);
+    std::vector<float> out(m->n_vocab());
+    m->forward(pool, kv, ids.data(), int(ids.size()), 0, out.data(), false);
+    return out;
+  };
+  std::vector<float> short_ctx = eval(256), padded_long = eval(290), long_ctx = eval(512);
+  EXPECT_EQ(padded_long, long_ctx);  // 290 pads to 512 > 300
+  EXPECT_NE(short_ctx, long_ctx);    // 256 stays 256 <= 300: the short factors
 }
 
 }  // namespace
