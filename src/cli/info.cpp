@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "gguf/gguf.h"
+#include "model/config.h"
 
 namespace slm::cli {
 namespace {
@@ -89,6 +90,14 @@ int run_info(const std::string& path, bool as_json) {
 
   fmt::print("{}: GGUF v{}, alignment {}, {} metadata keys, {} tensors, {}\n", f->path(), f->version(),
              f->alignment(), f->metadata().size(), f->tensors().size(), human_bytes(f->file_size()));
+  // The family and its switches in words, when this is a model slm can run.
+  if (!f->tensors().empty()) {
+    try {
+      fmt::print("model: {}\n", ModelConfig::from_gguf(*f).describe());
+    } catch (const Error& e) {
+      fmt::print("model: not runnable by slm: {}\n", e.what());
+    }
+  }
   fmt::print("\nmetadata:\n");
   for (const auto& [k, v] : f->metadata()) fmt::print("  {:<44} {}\n", k, value_summary(v));
 
