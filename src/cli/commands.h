@@ -10,6 +10,7 @@ using Action = std::function<int()>;
 
 Action add_info(CLI::App& app);
 Action add_synth(CLI::App& app);
+Action add_bench(CLI::App& app);
 Action add_quantize(CLI::App& app);
 Action add_tokenize(CLI::App& app);
 Action add_run(CLI::App& app);

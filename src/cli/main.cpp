@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   };
   add(slm::cli::add_info);
   add(slm::cli::add_synth);
+  add(slm::cli::add_bench);
   add(slm::cli::add_quantize);
   add(slm::cli::add_logits);
   add(slm::cli::add_run);
