@@ -51,16 +51,21 @@ void SpecialMatcher::partition(std::string_view text, bool parse_special,
   std::vector<int32_t> present;
   if (subtree_count_[mode][0] > 0) {
     std::vector<uint32_t> unseen;  // allocated on the first possible hit only
+    std::vector<uint8_t> seen;     // per node: its own token was found
     for (size_t pos = 0; pos < text.size(); ++pos) {
       if (!first_byte_[mode][static_cast<unsigned char>(text[pos])]) continue;
-      if (unseen.empty()) unseen = subtree_count_[mode];
+      if (unseen.empty()) {
+        unseen = subtree_count_[mode];
+        seen.assign(nodes_.size(), 0);
+      }
       if (unseen[0] == 0) break;  // every candidate already seen
       int32_t node = 0;
       for (size_t j = pos; j < text.size(); ++j) {
         node = child(node, static_cast<unsigned char>(text[j]));
         if (node < 0 || unseen[node] == 0) break;
         const int32_t id = nodes_[node].token;
-        if (id >= 0 && (mode == 1 || always_matched(vocab_, id))) {
+        if (id >= 0 && !seen[node] && (mode == 1 || always_matched(vocab_, id))) {
+          seen[node] = 1;
           // First sighting of this token: it no longer counts as unseen anywhere above.
           present.push_back(id);
           for (int32_t a = node; a >= 0; a = nodes_[a].parent) --unseen[a];

@@ -1,4 +1,4 @@
-#include <queue>
+#include <algorithm>
 
 #include "tokenizer/encode.h"
 #include "tokenizer/utf8.h"
@@ -7,41 +7,48 @@ namespace slm {
 
 namespace {
 
-struct Symbol {
-  uint32_t begin;  // byte offset in the text
-  uint32_t n;      // byte length; 0 once merged into its left neighbour
-  int32_t prev, next;
-};
+using Symbol = MergeScratch::Symbol;
+using Bigram = MergeScratch::SpmBigram;
 
-struct Bigram {
-  float score;
-  int32_t left, right;
-  uint32_t size;
-};
+// Heap order: best score on top; equal scores: leftmost on top.
+bool worse(const Bigram& a, const Bigram& b) {
+  return a.score < b.score || (a.score == b.score && a.left > b.left);
+}
 
-struct BigramOrder {  // best score on top; equal scores: leftmost on top
-  bool operator()(const Bigram& a, const Bigram& b) const {
-    return a.score < b.score || (a.score == b.score && a.left > b.left);
+void emit_symbol(const Vocab& v, std::string_view piece, std::vector<int32_t>& out) {
+  const int32_t id = v.find(piece);
+  if (id >= 0 && (v.type[id] == TokenType::Normal || v.type[id] == TokenType::UserDefined)) {
+    out.push_back(id);
+    return;
   }
-};
+  // Byte fallback; a vocabulary without byte tokens gets one <unk> for the character.
+  bool all_bytes = true;
+  for (char c : piece) all_bytes = all_bytes && v.byte_token[static_cast<unsigned char>(c)] >= 0;
+  if (all_bytes) {
+    for (char c : piece) out.push_back(v.byte_token[static_cast<unsigned char>(c)]);
+  } else if (v.unk >= 0) {
+    out.push_back(v.unk);
+  }
+}
 
-}  // namespace
-
-void spm_tokenize(const Vocab& v, std::string_view text, std::vector<int32_t>& out) {
-  if (text.empty()) return;
-  if (text.size() > 0xffffffffu) text = text.substr(0, 0xffffffffu);  // offsets are 32-bit
-  std::vector<Symbol> sym;
-  sym.reserve(text.size());
+// The merge loop over one segment's characters.
+void spm_merge(const Vocab& v, std::string_view text, std::vector<int32_t>& out, MergeScratch& s) {
+  std::vector<Symbol>& sym = s.symbols;
+  sym.clear();
   for (size_t pos = 0; pos < text.size();) {
     const uint32_t n = static_cast<uint32_t>(utf8::char_len(text, pos));
     const int32_t i = static_cast<int32_t>(sym.size());
-    sym.push_back(Symbol{static_cast<uint32_t>(pos), n, i - 1, pos + n < text.size() ? i + 1 : -1});
+    sym.push_back(Symbol{static_cast<uint32_t>(pos), n, -1, i - 1, pos + n < text.size() ? i + 1 : -1});
     pos += n;
   }
+  if (sym.size() == 1) {
+    emit_symbol(v, text, out);
+    return;
+  }
 
-  std::vector<Bigram> storage;
-  storage.reserve(sym.size());
-  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue(BigramOrder{}, std::move(storage));
+  std::vector<Bigram>& heap = s.spm_heap;
+  heap.clear();
+  bool heaped = false;  // the first pairs are collected, then heapified at once (O(n))
   auto try_pair = [&](int32_t l, int32_t r) {
     if (l < 0 || r < 0) return;
     const uint32_t size = sym[l].n + sym[r].n;
@@ -49,13 +56,17 @@ void spm_tokenize(const Vocab& v, std::string_view text, std::vector<int32_t>& o
     // Only ordinary pieces are built by merging (SentencePiece never produces control,
     // byte or unused pieces from text).
     if (id < 0 || v.type[id] != TokenType::Normal) return;
-    queue.push(Bigram{v.score[id], l, r, size});
+    heap.push_back(Bigram{v.score[id], l, r, size});
+    if (heaped) std::push_heap(heap.begin(), heap.end(), worse);
   };
   for (int32_t i = 1; i < static_cast<int32_t>(sym.size()); ++i) try_pair(i - 1, i);
+  std::make_heap(heap.begin(), heap.end(), worse);
+  heaped = true;
 
-  while (!queue.empty()) {
-    const Bigram b = queue.top();
-    queue.pop();
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), worse);
+    const Bigram b = heap.back();
+    heap.pop_back();
     Symbol& l = sym[b.left];
     Symbol& r = sym[b.right];
     // Stale: one side was merged away or grew since this pair was queued.
@@ -68,22 +79,33 @@ void spm_tokenize(const Vocab& v, std::string_view text, std::vector<int32_t>& o
     try_pair(b.left, l.next);
   }
 
-  for (int32_t i = 0; i >= 0; i = sym[i].next) {
-    const std::string_view piece = text.substr(sym[i].begin, sym[i].n);
-    const int32_t id = v.find(piece);
-    if (id >= 0 && (v.type[id] == TokenType::Normal || v.type[id] == TokenType::UserDefined)) {
-      out.push_back(id);
-      continue;
+  for (int32_t i = 0; i >= 0; i = sym[i].next) emit_symbol(v, text.substr(sym[i].begin, sym[i].n), out);
+}
+
+// One segment: no token spans its ends, so it merges on its own.
+void spm_segment(const Vocab& v, std::string_view text, std::vector<int32_t>& out, MergeScratch& s) {
+  if (s.from_cache(text, out)) return;
+  const size_t first_out = out.size();
+  spm_merge(v, text, out, s);
+  s.remember(text, out, first_out);
+}
+
+}  // namespace
+
+void spm_tokenize(const Vocab& v, std::string_view text, std::vector<int32_t>& out, MergeScratch& s) {
+  if (text.size() > 0xffffffffu) text = text.substr(0, 0xffffffffu);  // offsets are 32-bit
+  size_t seg = 0, prev = 0, prev_len = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t len = utf8::char_len(text, pos);
+    if (pos > 0 && !v.spm_pairs.count(char_pair_key(text.substr(prev, prev_len), text.substr(pos, len)))) {
+      spm_segment(v, text.substr(seg, pos - seg), out, s);
+      seg = pos;
     }
-    // Byte fallback; a vocabulary without byte tokens gets one <unk> for the character.
-    bool all_bytes = true;
-    for (char c : piece) all_bytes = all_bytes && v.byte_token[static_cast<unsigned char>(c)] >= 0;
-    if (all_bytes) {
-      for (char c : piece) out.push_back(v.byte_token[static_cast<unsigned char>(c)]);
-    } else if (v.unk >= 0) {
-      out.push_back(v.unk);
-    }
+    prev = pos;
+    prev_len = len;
+    pos += len;
   }
+  if (seg < text.size()) spm_segment(v, text.substr(seg), out, s);
 }
 
 }  // namespace slm

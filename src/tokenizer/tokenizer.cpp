@@ -29,8 +29,9 @@ class VocabTokenizer final : public Tokenizer {
     if (add_special && v_.add_bos) out.push_back(v_.bos);
     std::vector<Fragment> frags;
     specials_.partition(text, parse_special, frags);
+    MergeScratch scratch;
     if (v_.model == VocabModel::Spm) {
-      encode_spm(text, frags, out);
+      encode_spm(text, frags, out, scratch);
     } else {
       std::vector<Piece> pieces;
       for (const Fragment& f : frags) {
@@ -42,7 +43,8 @@ class VocabTokenizer final : public Tokenizer {
         const std::string_view raw = text.substr(f.begin, f.end - f.begin);
         pre_->split(raw, pieces);
         for (const Piece& p : pieces)
-          bpe_tokenize_piece(v_, raw.substr(p.first, p.second - p.first), pre_->spec().ignore_merges, out);
+          bpe_tokenize_piece(v_, raw.substr(p.first, p.second - p.first), pre_->spec().ignore_merges, out,
+                             scratch);
       }
     }
     if (add_special && v_.add_eos) out.push_back(v_.eos);
@@ -133,7 +135,8 @@ class VocabTokenizer final : public Tokenizer {
     return h < 0 || l < 0 ? '?' : h * 16 + l;
   }
 
-  void encode_spm(std::string_view text, const std::vector<Fragment>& frags, std::vector<int32_t>& out) const {
+  void encode_spm(std::string_view text, const std::vector<Fragment>& frags, std::vector<int32_t>& out,
+                  MergeScratch& scratch) const {
     bool after_special = true;  // the start of the text counts as "after a special token"
     std::string buf;
     for (const Fragment& f : frags) {
@@ -148,7 +151,7 @@ class VocabTokenizer final : public Tokenizer {
         if (text[i] == ' ') buf += kSpmSpace;
         else buf += text[i];
       }
-      spm_tokenize(v_, buf, out);
+      spm_tokenize(v_, buf, out, scratch);
       after_special = false;
     }
   }

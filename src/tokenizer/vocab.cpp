@@ -126,13 +126,12 @@ Vocab load_vocab(const GgufFile& f) {
       v.type[i] = (t[i] >= 1 && t[i] <= 6) ? static_cast<TokenType>(t[i]) : TokenType::Undefined;
   }
 
-  v.id_of.reserve(n);
   for (int32_t i = 0; i < n_vocab; ++i) {
     // An empty token could never be matched and would break the partition; give it a
     // unique placeholder text, as llama.cpp does.
     if (v.text[i].empty()) v.text[i] = "[EMPTY_" + std::to_string(i) + "]";
-    v.id_of[v.text[i]] = i;  // later duplicates win, as in llama.cpp
   }
+  v.id_of.build(v.text);  // later duplicates win, as in llama.cpp
 
   // Defaults, then explicit keys.
   if (v.model == VocabModel::Spm) {
@@ -191,6 +190,23 @@ Vocab load_vocab(const GgufFile& f) {
     if (int32_t id = v.find("</s>"); id >= 0) v.rstrip[id] = 1;
     for (const char* t : {"<unk>", "<s>", "<|endoftext|>"})
       if (int32_t id = v.find(t); id >= 0) v.rstrip[id] = 0;
+  }
+
+  if (v.model == VocabModel::Spm) {
+    v.spm_pairs.reserve(n);
+    for (int32_t i = 0; i < n_vocab; ++i) {
+      if (v.type[i] != TokenType::Normal) continue;
+      const std::string& t = v.text[i];
+      size_t prev = 0, prev_len = 0;
+      for (size_t pos = 0; pos < t.size();) {
+        const size_t len = utf8::char_len(t, pos);
+        if (pos > 0) v.spm_pairs.insert(char_pair_key(std::string_view(t).substr(prev, prev_len),
+                                                      std::string_view(t).substr(pos, len)));
+        prev = pos;
+        prev_len = len;
+        pos += len;
+      }
+    }
   }
 
   // Byte tokens.

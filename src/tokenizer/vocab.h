@@ -8,6 +8,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "tokenizer/token_index.h"
+
 namespace slm {
 
 class GgufFile;
@@ -36,10 +38,13 @@ struct Vocab {
   std::vector<TokenType> type;
   std::vector<uint8_t> rstrip;  // special token eats whitespace on its right (Phi-3)
   std::vector<uint8_t> lstrip;  // ... on its left
-  // text -> id; the keys view the strings in `text`, which never move after loading.
-  std::unordered_map<std::string_view, int32_t> id_of;
+  TokenIndex id_of;  // text -> id, over the strings in `text`
   // (left id << 32 | right id) -> merge, for gpt2 vocabularies.
   std::unordered_map<uint64_t, BpeMerge> merges;
+  // SPM: every pair of adjacent characters that occurs inside some NORMAL token (see
+  // char_pair_key). Where two neighbouring characters of a text form no such pair, no merge
+  // can ever span them, so the text splits there into independent segments.
+  std::unordered_set<uint64_t> spm_pairs;
 
   // SPM: the <0xNN> token of each byte. BPE: the token of each byte's GPT-2 character.
   // -1 where the vocabulary has none.
@@ -52,22 +57,29 @@ struct Vocab {
   std::unordered_set<int32_t> eog;  // end-of-generation ids
 
   Vocab() = default;
-  Vocab(const Vocab&) = delete;  // id_of views into `text`
+  Vocab(const Vocab&) = delete;  // id_of points at `text`
   Vocab& operator=(const Vocab&) = delete;
   Vocab(Vocab&&) = default;
   Vocab& operator=(Vocab&&) = default;
 
   int32_t size() const { return static_cast<int32_t>(text.size()); }
-  int32_t find(std::string_view s) const {
-    auto it = id_of.find(s);
-    return it == id_of.end() ? -1 : it->second;
-  }
+  int32_t find(std::string_view s) const { return id_of.find(s); }
   // Tokens that the special-token partition splits out of raw text.
   bool is_special_candidate(int32_t id) const {
     const TokenType t = type[id];
     return t == TokenType::Control || t == TokenType::UserDefined || t == TokenType::Unknown;
   }
 };
+
+// Key of two adjacent characters (each 1..4 bytes, packed big-endian into 32 bits).
+inline uint64_t char_pair_key(std::string_view a, std::string_view b) {
+  auto pack = [](std::string_view c) {
+    uint32_t v = 0;
+    for (size_t i = 0; i < 4; ++i) v = (v << 8) | (i < c.size() ? static_cast<unsigned char>(c[i]) : 0u);
+    return v;
+  };
+  return (static_cast<uint64_t>(pack(a)) << 32) | pack(b);
+}
 
 // Reads and checks the metadata. Throws slm::Error naming the key at fault.
 Vocab load_vocab(const GgufFile& file);
