@@ -40,6 +40,7 @@ void add_globals(Frame& f) {
                             : (start > stop ? (__int128(start) - stop - step - 1) / -step : 0);
     if (len > 100000) throw Error("range too big, maximum size for range is 100000");
     List out;
+    out.reserve(size_t(len));
     for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.push_back(Value::integer(i));
     return Value::make_list(std::move(out));
   });

@@ -25,6 +25,20 @@ void Interp::check_size(size_t n) const {
                 std::to_string(limits_.max_output) + " bytes)");
 }
 
+void Interp::check_items(size_t n) const {
+  if (n > limits_.max_items)
+    throw Error("chat template: list size limit exceeded (" + std::to_string(limits_.max_items) +
+                " items)");
+}
+
+Interp::EvalGuard::EvalGuard(Interp& i) : in(i) {
+  if (++in.eval_depth_ > in.limits_.max_eval_depth) {
+    --in.eval_depth_;
+    throw Error("chat template: nesting depth limit exceeded (" +
+                std::to_string(in.limits_.max_eval_depth) + ")");
+  }
+}
+
 void Interp::append_out(std::string& out, const std::string& s) {
   check_size(out.size() + s.size());
   out += s;
@@ -52,6 +66,7 @@ Flow Interp::exec(const Body& body, const FramePtr& f, std::string& out) {
 
 Flow Interp::exec_stmt(const Stmt& s, const FramePtr& f, std::string& out) {
   step();
+  EvalGuard guard(*this);
   line_ = s.line;
   switch (s.kind) {
     case StmtKind::Text: append_out(out, s.text); return Flow::Normal;
@@ -133,50 +148,63 @@ Flow Interp::exec_for(const Stmt& s, const FramePtr& f, std::string& out) {
   Value seq = eval(*s.expr, f);
   if (seq.kind == Kind::None || seq.kind == Kind::Bool || seq.is_number() || seq.kind == Kind::Func)
     throw Error("'" + type_name(seq) + "' object is not iterable");
-  List items = iterate(seq);
+  // Lists are walked by index on the list itself (no copy); the body may even append.
+  std::shared_ptr<List> items = seq.is_list_like() ? seq.list : std::make_shared<List>(iterate(seq));
   auto fr = std::make_shared<Frame>();
   fr->parent = f;
   if (s.cond) {  // `for x in xs if cond`: filter first, so loop.length counts what is kept
-    List kept;
-    for (auto& it : items) {
+    auto kept = std::make_shared<List>();
+    for (size_t k = 0; k < items->size(); ++k) {
       step();
+      Value it = (*items)[k];
       bind_targets(s.targets, it, *fr);
-      if (eval(*s.cond, fr).truthy()) kept.push_back(it);
+      if (eval(*s.cond, fr).truthy()) kept->push_back(std::move(it));
     }
-    items = std::move(kept);
+    items = kept;
     fr->vars.clear();
   }
-  if (items.empty()) {
+  if (items->empty()) {
     if (s.bodies.size() > 1) return exec(s.bodies[1], f, out);
     return Flow::Normal;
   }
-  int64_t n = int64_t(items.size());
-  for (int64_t k = 0; k < n; ++k) {
+  const int64_t n = int64_t(items->size());
+  // One loop object per loop, updated in place each iteration.
+  Value loop = Value::make_dict();
+  Dict& d = *loop.dict;
+  const char* keys[] = {"index", "index0", "revindex", "revindex0", "first", "last",
+                        "length", "depth", "depth0", "previtem", "nextitem", "cycle"};
+  for (const char* k : keys) d.items.emplace_back(Value::string(k), Value());
+  auto cur = std::make_shared<int64_t>(0);
+  d.items[6].second = Value::integer(n);
+  d.items[7].second = Value::integer(1);
+  d.items[8].second = Value::integer(0);
+  d.items[11].second = Value::function("cycle", [cur](CallArgs& a) {
+    if (a.pos.empty()) throw Error("loop.cycle: no items given");
+    return a.pos[size_t(*cur) % a.pos.size()];
+  });
+  for (int64_t k = 0; k < n && k < int64_t(items->size()); ++k) {
     step();
+    *cur = k;
+    d.items[0].second = Value::integer(k + 1);
+    d.items[1].second = Value::integer(k);
+    d.items[2].second = Value::integer(n - k);
+    d.items[3].second = Value::integer(n - k - 1);
+    d.items[4].second = Value::boolean(k == 0);
+    d.items[5].second = Value::boolean(k == n - 1);
+    d.items[9].second = k > 0 ? (*items)[size_t(k - 1)] : Value::undefined("'loop' has no previtem");
+    d.items[10].second = size_t(k + 1) < items->size() ? (*items)[size_t(k + 1)]
+                                                       : Value::undefined("'loop' has no nextitem");
     // jinja2 gives every iteration fresh locals: a {% set %} in the body does not carry
     // over to the next iteration (that is what namespace() is for).
-    fr = std::make_shared<Frame>();
-    fr->parent = f;
-    Value loop = Value::make_dict();
-    Dict& d = *loop.dict;
-    d.set("index", Value::integer(k + 1));
-    d.set("index0", Value::integer(k));
-    d.set("revindex", Value::integer(n - k));
-    d.set("revindex0", Value::integer(n - k - 1));
-    d.set("first", Value::boolean(k == 0));
-    d.set("last", Value::boolean(k == n - 1));
-    d.set("length", Value::integer(n));
-    d.set("depth", Value::integer(1));
-    d.set("depth0", Value::integer(0));
-    if (k > 0) d.set("previtem", items[size_t(k - 1)]);
-    if (k + 1 < n) d.set("nextitem", items[size_t(k + 1)]);
-    int64_t idx = k;
-    d.set("cycle", Value::function("cycle", [idx](CallArgs& a) {
-            if (a.pos.empty()) throw Error("loop.cycle: no items given");
-            return a.pos[size_t(idx) % a.pos.size()];
-          }));
+    if (fr.use_count() == 1) {
+      fr->vars.clear();
+    } else {  // a macro defined in the body kept the old scope alive
+      fr = std::make_shared<Frame>();
+      fr->parent = f;
+    }
     fr->vars["loop"] = loop;
-    bind_targets(s.targets, items[size_t(k)], *fr);
+    Value item = (*items)[size_t(k)];
+    bind_targets(s.targets, item, *fr);
     Flow fl = exec(s.bodies[0], fr, out);
     if (fl == Flow::Break) break;
   }
@@ -487,6 +515,7 @@ Value Interp::eval_compare(const Expr& e, const FramePtr& f) {
 
 Value Interp::eval(const Expr& e, const FramePtr& f) {
   step();
+  EvalGuard guard(*this);
   switch (e.kind) {
     case ExprKind::Literal: return e.literal;
     case ExprKind::Name: {
@@ -571,6 +600,7 @@ Value Interp::eval_binary(const Expr& e, const FramePtr& f) {
   line_ = e.line;
   Value r = binary_op(*this, e.name, a, b);
   if (r.is_string()) check_size(r.s.size());
+  if (r.is_list_like()) check_items(r.list->size());
   return r;
 }
 

@@ -14,9 +14,11 @@ namespace slm::jinja {
 
 // Bounds that turn a runaway template into an slm::Error instead of a hang or a crash.
 struct Limits {
-  uint64_t max_steps = 50'000'000;   // statements + expressions evaluated
+  uint64_t max_steps = 5'000'000;    // statements + expressions evaluated (~1 s)
   int max_call_depth = 200;          // nested macro / caller calls
-  size_t max_output = 64u << 20;     // bytes in the output and in any one string or list
+  int max_eval_depth = 1500;         // nested evaluations (bounds C++ stack use)
+  size_t max_output = 64u << 20;     // bytes in the output and in any one string
+  size_t max_items = 1u << 20;       // elements in any one list
 };
 
 // A scope: names bound here plus the scope it sees through to.
@@ -44,6 +46,7 @@ class Interp {
   // Python iteration: list items, dict keys, string characters; undefined is empty.
   List iterate(const Value& v);
   void check_size(size_t n) const;
+  void check_items(size_t n) const;
   void step();
   const std::tm& now() const { return now_; }
 
@@ -54,7 +57,14 @@ class Interp {
   std::tm now_;
   uint64_t steps_ = 0;
   int depth_ = 0;
+  int eval_depth_ = 0;
   int line_ = 0;
+
+  struct EvalGuard {
+    Interp& in;
+    explicit EvalGuard(Interp& i);
+    ~EvalGuard() { --in.eval_depth_; }
+  };
 
   Flow exec(const Body& body, const FramePtr& f, std::string& out);
   Flow exec_stmt(const Stmt& s, const FramePtr& f, std::string& out);

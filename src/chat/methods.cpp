@@ -340,7 +340,7 @@ static Value list_method(Interp& in, const Value& self, const std::string& name)
   if (name == "append")
     return fn([&in, lst](CallArgs& a) {
       if (a.pos.size() != 1) throw Error("append: expected 1 argument");
-      in.check_size(lst->size() + 1);
+      in.check_items(lst->size() + 1);
       lst->push_back(a.pos[0]);
       return Value::none();
     });
@@ -348,13 +348,14 @@ static Value list_method(Interp& in, const Value& self, const std::string& name)
     return fn([&in, lst](CallArgs& a) {
       if (a.pos.size() != 1) throw Error("extend: expected 1 argument");
       List more = in.iterate(a.pos[0]);
-      in.check_size(lst->size() + more.size());
+      in.check_items(lst->size() + more.size());
       lst->insert(lst->end(), more.begin(), more.end());
       return Value::none();
     });
   if (name == "insert")
-    return fn([lst](CallArgs& a) {
+    return fn([&in, lst](CallArgs& a) {
       if (a.pos.size() != 2) throw Error("insert: expected 2 arguments");
+      in.check_items(lst->size() + 1);
       int64_t n = int64_t(lst->size()), i = arg_int(a.pos[0], "insert");
       if (i < 0) i = std::max<int64_t>(0, i + n);
       i = std::min(i, n);
@@ -448,7 +449,7 @@ static Value dict_method(Interp& in, const Value& self, const std::string& name)
         for (auto& [k, v] : src.dict->items) d->set(k, v);
       }
       for (auto& [k, v] : a.kw) d->set(k, v);
-      in.check_size(d->items.size());
+      in.check_items(d->items.size());
       return Value::none();
     });
   if (name == "copy")

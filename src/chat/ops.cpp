@@ -1,4 +1,5 @@
 // Python's arithmetic, concatenation and membership operators on template values.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -17,14 +18,17 @@ static Error type_error(const std::string& op, const Value& a, const Value& b) {
 
 static Value repeat(Interp& in, const Value& seq, int64_t n) {
   if (n < 0) n = 0;
+  size_t total;
+  if (__builtin_mul_overflow(seq.is_string() ? seq.s.size() : seq.list->size(), size_t(n), &total))
+    throw Error("repeated sequence too large");
   if (seq.is_string()) {
-    in.check_size(seq.s.size() * size_t(n));
+    in.check_size(total);
     std::string out;
     out.reserve(seq.s.size() * size_t(n));
     for (int64_t k = 0; k < n; ++k) out += seq.s;
     return Value::string(std::move(out));
   }
-  in.check_size(seq.list->size() * size_t(n));
+  in.check_items(total);
   List out;
   for (int64_t k = 0; k < n; ++k) out.insert(out.end(), seq.list->begin(), seq.list->end());
   return seq.kind == Kind::Tuple ? Value::make_tuple(std::move(out)) : Value::make_list(std::move(out));
@@ -53,7 +57,7 @@ Value binary_op(Interp& in, const std::string& op, const Value& a, const Value& 
     }
     if (a.is_string() && b.is_string()) return Value::string(a.s + b.s);
     if (a.is_list_like() && a.kind == b.kind) {
-      in.check_size(a.list->size() + b.list->size());
+      in.check_items(a.list->size() + b.list->size());
       List out = *a.list;
       out.insert(out.end(), b.list->begin(), b.list->end());
       return a.kind == Kind::Tuple ? Value::make_tuple(std::move(out)) : Value::make_list(std::move(out));
@@ -180,7 +184,8 @@ std::string py_format(Interp& in, const std::string& fmt, const Value& args) {
         size_t dot = spec.find('.');
         std::string w = spec.substr(1, dot == std::string::npos ? std::string::npos : dot - 1);
         for (char c : w)
-          if (c >= '0' && c <= '9') width = width * 10 + (c - '0');
+          if (c >= '0' && c <= '9') width = std::min(width * 10 + (c - '0'), 1 << 30);
+        in.check_size(size_t(width));
         if (dot != std::string::npos) {
           size_t prec = size_t(std::atoi(spec.c_str() + dot + 1));
           auto cps = utf8_decode(s);

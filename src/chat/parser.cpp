@@ -9,7 +9,7 @@ namespace slm::jinja {
 namespace {
 
 // Nesting deeper than this is refused, so hostile input cannot exhaust the stack.
-constexpr int kMaxNesting = 200;
+constexpr int kMaxNesting = 300;
 
 class Parser {
  public:
@@ -33,6 +33,18 @@ class Parser {
       if (++p.depth_ > kMaxNesting) p.fail("template nested too deeply");
     }
     ~DepthGuard() { --p.depth_; }
+  };
+
+  // Operator chains (a ~ b ~ c ..., x|f|g ..., a.b.c ...) build trees as deep as they are
+  // long, so each link counts as one level of nesting until the chain ends.
+  struct ChainGuard {
+    Parser& p;
+    int saved;
+    explicit ChainGuard(Parser& parser) : p(parser), saved(parser.depth_) {}
+    void link() {
+      if (++p.depth_ > kMaxNesting) p.fail("expression nested too deeply");
+    }
+    ~ChainGuard() { p.depth_ = saved; }
   };
 
   const Token& cur() const { return t_[p_]; }
@@ -355,10 +367,12 @@ class Parser {
   }
 
   ExprPtr parse_expression(bool condexpr) {
+    ChainGuard chain(*this);
     DepthGuard g(*this);
     ExprPtr e = parse_or();
     if (!condexpr) return e;
     while (is_name("if")) {
+      chain.link();
       const Token& at = cur();
       ++p_;
       auto c = node(ExprKind::Cond, at);
@@ -382,16 +396,20 @@ class Parser {
   }
 
   ExprPtr parse_or() {
+    ChainGuard chain(*this);
     ExprPtr e = parse_and();
     while (is_name("or")) {
+      chain.link();
       Token at = t_[p_++];
       e = binary(at, "or", std::move(e), parse_and());
     }
     return e;
   }
   ExprPtr parse_and() {
+    ChainGuard chain(*this);
     ExprPtr e = parse_not();
     while (is_name("and")) {
+      chain.link();
       Token at = t_[p_++];
       e = binary(at, "and", std::move(e), parse_not());
     }
@@ -409,10 +427,12 @@ class Parser {
     return parse_compare();
   }
   ExprPtr parse_compare() {
+    ChainGuard chain(*this);
     const Token& at = cur();
     ExprPtr first = parse_math1();
     ExprPtr cmp;
     for (;;) {
+      chain.link();
       std::string op;
       if (cur().type == Tok::Op &&
           (cur().text == "==" || cur().text == "!=" || cur().text == "<" || cur().text == ">" ||
@@ -438,32 +458,40 @@ class Parser {
     return cmp ? std::move(cmp) : std::move(first);
   }
   ExprPtr parse_math1() {
+    ChainGuard chain(*this);
     ExprPtr e = parse_concat();
     while (is_op("+") || is_op("-")) {
+      chain.link();
       Token at = t_[p_++];
       e = binary(at, at.text, std::move(e), parse_concat());
     }
     return e;
   }
   ExprPtr parse_concat() {
+    ChainGuard chain(*this);
     ExprPtr e = parse_math2();
     while (is_op("~")) {
+      chain.link();
       Token at = t_[p_++];
       e = binary(at, "~", std::move(e), parse_math2());
     }
     return e;
   }
   ExprPtr parse_math2() {
+    ChainGuard chain(*this);
     ExprPtr e = parse_pow();
     while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
+      chain.link();
       Token at = t_[p_++];
       e = binary(at, at.text, std::move(e), parse_pow());
     }
     return e;
   }
   ExprPtr parse_pow() {
+    ChainGuard chain(*this);
     ExprPtr e = parse_unary(true);
     while (is_op("**")) {
+      chain.link();
       Token at = t_[p_++];
       e = binary(at, "**", std::move(e), parse_unary(true));
     }
@@ -557,7 +585,9 @@ class Parser {
   }
 
   ExprPtr parse_postfix(ExprPtr e) {
+    ChainGuard chain(*this);
     for (;;) {
+      chain.link();
       if (is_op(".")) {
         const Token& at = cur();
         ++p_;
@@ -651,8 +681,10 @@ class Parser {
 
   // `| name(args) | name ...` applied to obj (null for {% filter %} / {% set x | f %}).
   ExprPtr parse_filter_chain(ExprPtr obj, bool start_inline = false) {
+    ChainGuard chain(*this);
     bool first = true;
     while (is_op("|") || (start_inline && first)) {
+      chain.link();
       if (!(start_inline && first)) ++p_;
       first = false;
       auto f = node(ExprKind::Filter, cur());
@@ -669,7 +701,9 @@ class Parser {
   }
 
   ExprPtr parse_filter_expr(ExprPtr e) {
+    ChainGuard chain(*this);
     for (;;) {
+      chain.link();
       if (is_op("|")) {
         e = parse_filter_chain(std::move(e));
       } else if (is_name("is")) {

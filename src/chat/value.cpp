@@ -10,6 +10,53 @@
 
 namespace slm::jinja {
 
+namespace {
+
+// Freeing a deeply nested value recursively could overflow the stack (a template can build
+// a chain of a million one-element lists). Containers freed while another is being freed
+// are queued and released one at a time by the outermost deleter instead.
+struct Reaper {
+  bool active = false;
+  std::vector<List*> lists;
+  std::vector<Dict*> dicts;
+};
+thread_local Reaper reaper;
+
+template <class T>
+void queue(T* p);
+template <>
+void queue(List* p) { reaper.lists.push_back(p); }
+template <>
+void queue(Dict* p) { reaper.dicts.push_back(p); }
+
+template <class T>
+void reap(T* p) {
+  if (reaper.active) {
+    queue(p);
+    return;
+  }
+  reaper.active = true;
+  delete p;
+  while (!reaper.lists.empty() || !reaper.dicts.empty()) {
+    if (!reaper.lists.empty()) {
+      List* l = reaper.lists.back();
+      reaper.lists.pop_back();
+      delete l;
+    } else {
+      Dict* d = reaper.dicts.back();
+      reaper.dicts.pop_back();
+      delete d;
+    }
+  }
+  reaper.active = false;
+}
+
+std::shared_ptr<List> new_list(List items) {
+  return std::shared_ptr<List>(new List(std::move(items)), [](List* p) { reap(p); });
+}
+
+}  // namespace
+
 Value Value::undefined(std::string name) {
   Value v;
   v.s = std::move(name);
@@ -47,19 +94,19 @@ Value Value::string(std::string x) {
 Value Value::make_list(List items) {
   Value v;
   v.kind = Kind::List;
-  v.list = std::make_shared<List>(std::move(items));
+  v.list = new_list(std::move(items));
   return v;
 }
 Value Value::make_tuple(List items) {
   Value v;
   v.kind = Kind::Tuple;
-  v.list = std::make_shared<List>(std::move(items));
+  v.list = new_list(std::move(items));
   return v;
 }
 Value Value::make_dict() {
   Value v;
   v.kind = Kind::Dict;
-  v.dict = std::make_shared<Dict>();
+  v.dict = std::shared_ptr<Dict>(new Dict(), [](Dict* p) { reap(p); });
   return v;
 }
 Value Value::make_namespace() {
@@ -206,7 +253,16 @@ std::string to_str(const Value& v) {
   }
 }
 
-std::string to_repr(const Value& v) {
+static std::string repr_at(const Value& v, int depth);
+
+std::string to_repr(const Value& v) { return repr_at(v, 0); }
+
+static void check_depth(int depth) {
+  if (depth > kMaxValueDepth) throw Error("value nested too deeply (or contains itself)");
+}
+
+static std::string repr_at(const Value& v, int depth) {
+  check_depth(depth);
   switch (v.kind) {
     case Kind::Undefined: return "Undefined";
     case Kind::None: return "None";
@@ -220,7 +276,7 @@ std::string to_repr(const Value& v) {
       std::string out = tuple ? "(" : "[";
       for (size_t k = 0; k < v.list->size(); ++k) {
         if (k) out += ", ";
-        out += to_repr((*v.list)[k]);
+        out += repr_at((*v.list)[k], depth + 1);
       }
       if (tuple && v.list->size() == 1) out += ",";
       out += tuple ? ")" : "]";
@@ -233,7 +289,7 @@ std::string to_repr(const Value& v) {
       for (auto& [k, x] : v.dict->items) {
         if (!first) out += ", ";
         first = false;
-        out += to_repr(k) + ": " + to_repr(x);
+        out += repr_at(k, depth + 1) + ": " + repr_at(x, depth + 1);
       }
       out += v.kind == Kind::Namespace ? "}>" : "}";
       return out;
@@ -260,7 +316,11 @@ std::string type_name(const Value& v) {
   return "?";
 }
 
-bool equals(const Value& a, const Value& b) {
+static bool equals_at(const Value& a, const Value& b, int depth);
+bool equals(const Value& a, const Value& b) { return equals_at(a, b, 0); }
+
+static bool equals_at(const Value& a, const Value& b, int depth) {
+  check_depth(depth);
   if (a.is_number() && b.is_number()) {
     if (a.kind == Kind::Float || b.kind == Kind::Float) return a.as_double() == b.as_double();
     return a.as_int() == b.as_int();
@@ -268,7 +328,7 @@ bool equals(const Value& a, const Value& b) {
   if (a.is_list_like() && b.is_list_like()) {
     if (a.kind != b.kind || a.list->size() != b.list->size()) return false;
     for (size_t k = 0; k < a.list->size(); ++k)
-      if (!equals((*a.list)[k], (*b.list)[k])) return false;
+      if (!equals_at((*a.list)[k], (*b.list)[k], depth + 1)) return false;
     return true;
   }
   if (a.kind != b.kind) return false;
@@ -280,7 +340,7 @@ bool equals(const Value& a, const Value& b) {
       if (a.dict->items.size() != b.dict->items.size()) return false;
       for (auto& [k, x] : a.dict->items) {
         const Value* y = b.dict->find(k);
-        if (!y || !equals(x, *y)) return false;
+        if (!y || !equals_at(x, *y, depth + 1)) return false;
       }
       return true;
     }
@@ -290,7 +350,11 @@ bool equals(const Value& a, const Value& b) {
   }
 }
 
-int compare(const Value& a, const Value& b) {
+static int compare_at(const Value& a, const Value& b, int depth);
+int compare(const Value& a, const Value& b) { return compare_at(a, b, 0); }
+
+static int compare_at(const Value& a, const Value& b, int depth) {
+  check_depth(depth);
   if (a.is_undefined() && b.is_undefined()) return 0;
   if (a.is_number() && b.is_number()) {
     if (a.kind == Kind::Float || b.kind == Kind::Float) {
@@ -309,7 +373,7 @@ int compare(const Value& a, const Value& b) {
     for (size_t k = 0; k < n; ++k) {
       const Value& x = (*a.list)[k];
       const Value& y = (*b.list)[k];
-      if (!equals(x, y)) return compare(x, y);
+      if (!equals_at(x, y, depth + 1)) return compare_at(x, y, depth + 1);
     }
     return a.list->size() < b.list->size() ? -1 : a.list->size() > b.list->size() ? 1 : 0;
   }
@@ -393,12 +457,14 @@ static std::string json_key(const Value& k) {
 }
 
 static void json_dump(std::string& out, const Value& v, const JsonOptions& opt, int level) {
-  if (level > 512) throw Error("tojson: nesting too deep");
+  check_depth(level);
+  if (out.size() > opt.max_size) throw Error("tojson: output size limit exceeded");
   bool pretty = opt.indent >= 0 || !opt.indent_str.empty();
   auto newline = [&](int lvl) {
     if (!pretty) return;
     out += '\n';
     for (int k = 0; k < lvl; ++k) out += opt.indent_str.empty() ? std::string(opt.indent, ' ') : opt.indent_str;
+    if (out.size() > opt.max_size) throw Error("tojson: output size limit exceeded");
   };
   switch (v.kind) {
     case Kind::None: out += "null"; return;

@@ -83,6 +83,10 @@ struct Callable {
   std::function<Value(CallArgs&)> fn;
 };
 
+// Containers nested deeper than this cannot be printed, compared or serialised (Python
+// stops at its recursion limit too); it also stops self-containing lists.
+constexpr int kMaxValueDepth = 500;
+
 // Python's str() and repr() of a value, as jinja2 prints them.
 std::string to_str(const Value& v);
 std::string to_repr(const Value& v);
@@ -103,6 +107,7 @@ struct JsonOptions {
   std::string key_sep = ": ";
   bool sort_keys = false;
   bool ensure_ascii = false;
+  size_t max_size = size_t(64) << 20;  // bytes; larger output throws slm::Error
 };
 // Python's json.dumps(value, ...) with the options above.
 std::string to_json(const Value& v, const JsonOptions& opt);
