@@ -5,7 +5,9 @@
 //
 //   weight type                          activation format (act_type)
 //   Q4_0 Q5_0 Q8_0 IQ4_NL                Q8_0  (32 values, fp16 scale amax/127, round half away)
-//   Q4_1 Q5_1                            Q8_1  (Q8_0 plus s = d·Σq as fp16: the min term needs Σx)
+//   Q4_1 Q5_1                            Q8_1  (Q8_0 plus s = d·Σq as fp16; the kernels sum the
+//                                               codes themselves for the min term instead of
+//                                               reading s, which is 2^-11 off)
 //   Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_XS      Q8_K  (256 values, f32 scale, sums of each 16 codes)
 //   F16 / BF16                           F16 / BF16 (products formed in f32)
 //   F32                                  F32

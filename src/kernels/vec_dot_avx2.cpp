@@ -194,19 +194,23 @@ float dot_iq4_nl(int64_t n, const void* w, const void* a) {
   });
 }
 
-// Q4_1 / Q5_1: unsigned codes, plus the min term m·s once per block.
+// Q4_1 / Q5_1: unsigned codes, plus the min term m·da·Σqa per block (Σqa summed here, not
+// taken from the block's fp16 s; see the scalar reference).
 template <typename WBlock, typename Codes>
 inline float dot_blocks32_min(int64_t n, const void* wv, const void* av, Codes codes) {
   const auto* w = static_cast<const WBlock*>(wv);
   const auto* a = static_cast<const block_q8_1*>(av);
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0;
+  __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi8(1);
   for (int64_t i = 0; i < n / QK; ++i) {
-    const __m256i s = dot_u8s8(codes(w[i]), loadu256(a[i].qs));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(a[i].d)), _mm256_cvtepi32_ps(s), acc);
-    mins += h2f(w[i].m) * h2f(a[i].s);
+    const __m256i y = loadu256(a[i].qs);
+    const __m256i s = dot_u8s8(codes(w[i]), y);
+    const __m256i sa = dot_u8s8(ones, y);
+    const float da = h2f(a[i].d);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * da), _mm256_cvtepi32_ps(s), acc);
+    acc_min = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].m) * da), _mm256_cvtepi32_ps(sa), acc_min);
   }
-  return hsum(acc) + mins;
+  return hsum(_mm256_add_ps(acc, acc_min));
 }
 
 float dot_q4_1(int64_t n, const void* w, const void* a) {

@@ -116,13 +116,16 @@ float dot_q4_1(int64_t n, const void* wv, const void* av) {
   const auto* a = static_cast<const block_q8_1*>(av);
   float sum = 0;
   for (int64_t i = 0; i < n / QK; ++i) {
-    int sumi = 0;
+    int sumi = 0, suma = 0;
     for (int j = 0; j < QK / 2; ++j) {
       sumi += (w[i].qs[j] & 0xF) * a[i].qs[j];
       sumi += (w[i].qs[j] >> 4) * a[i].qs[j + QK / 2];
     }
-    // Σ (d·q + m)·x = d·da·Σq·qa + m·Σx, and Σx is the activation block's s.
-    sum += h2f(w[i].d) * h2f(a[i].d) * static_cast<float>(sumi) + h2f(w[i].m) * h2f(a[i].s);
+    for (int j = 0; j < QK; ++j) suma += a[i].qs[j];
+    // Σ (d·q + m)·x = d·da·Σq·qa + m·da·Σqa. Σqa is summed here rather than read from the
+    // block's fp16 s (as llama.cpp does): s's rounding costs up to 2^-11 of m·Σx per block.
+    sum += h2f(w[i].d) * h2f(a[i].d) * static_cast<float>(sumi) +
+           h2f(w[i].m) * h2f(a[i].d) * static_cast<float>(suma);
   }
   return sum;
 }
@@ -150,13 +153,15 @@ float dot_q5_1(int64_t n, const void* wv, const void* av) {
   float sum = 0;
   for (int64_t i = 0; i < n / QK; ++i) {
     const uint32_t qh = load_u32(w[i].qh);
-    int sumi = 0;
+    int sumi = 0, suma = 0;
     for (int j = 0; j < QK / 2; ++j) {
       const int lo = (w[i].qs[j] & 0xF) | (((qh >> j) & 1) << 4);
       const int hi = (w[i].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
       sumi += lo * a[i].qs[j] + hi * a[i].qs[j + QK / 2];
     }
-    sum += h2f(w[i].d) * h2f(a[i].d) * static_cast<float>(sumi) + h2f(w[i].m) * h2f(a[i].s);
+    for (int j = 0; j < QK; ++j) suma += a[i].qs[j];
+    sum += h2f(w[i].d) * h2f(a[i].d) * static_cast<float>(sumi) +
+           h2f(w[i].m) * h2f(a[i].d) * static_cast<float>(suma);
   }
   return sum;
 }
