@@ -57,6 +57,32 @@ ApiError status_error(int status) {
   return e;
 }
 
+// Message contents given as a list of parts become one string (text parts joined by
+// newlines), the form chat templates expect; other part types are refused.
+ojson text_only(const ojson& messages) {
+  ojson out = messages;
+  for (size_t k = 0; k < out.size(); ++k) {
+    ojson& m = out[k];
+    if (!m.contains("content") || !m["content"].is_array()) continue;
+    std::string text;
+    bool first = true;
+    for (const ojson& part : m["content"]) {
+      if (part["type"] != "text") {
+        ApiError e;
+        e.message = "messages[" + std::to_string(k) + "]: content parts of type " + part["type"].dump() +
+                    " are not supported by this model (text only)";
+        e.param = "messages";
+        throw e;
+      }
+      if (!first) text += "\n";
+      text += part["text"].get<std::string>();
+      first = false;
+    }
+    m["content"] = text;
+  }
+  return out;
+}
+
 struct Server {
   ServeOptions opt;
   std::unique_ptr<Model> model;
@@ -95,7 +121,7 @@ struct Server {
       r.model = model_id;
       std::vector<int32_t> prompt;
       try {
-        prompt = chat_api ? chat->encode(r.messages, true) : tok->encode(r.prompt, true, false);
+        prompt = chat_api ? chat->encode(text_only(r.messages), true) : tok->encode(r.prompt, true, false);
       } catch (const Error& err) {
         ApiError e;
         e.status = 400;
@@ -246,6 +272,24 @@ struct Server {
       }
       if (sched) sched->count_error(500);
       send_error(res, e);
+    });
+    // Browsers' preflight requests, so web UIs on other origins can call the API.
+    http.set_default_headers({{"Access-Control-Allow-Origin", "*"},
+                              {"Access-Control-Allow-Headers", "Authorization, Content-Type"},
+                              {"Access-Control-Allow-Methods", "GET, POST, OPTIONS"}});
+    http.Options(R"(.*)", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
+    http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!authorized(req, res)) return;
+      if (req.matches[1] != model_id) {
+        ApiError e;
+        e.status = 404;
+        e.message = "the model '" + std::string(req.matches[1]) + "' does not exist";
+        e.code = "model_not_found";
+        send_error(res, e);
+        return;
+      }
+      ojson j = {{"id", model_id}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "slm"}};
+      res.set_content(j.dump(), "application/json");
     });
     http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
       if (ready) {
