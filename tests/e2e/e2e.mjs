@@ -2,6 +2,7 @@
 // Usage: node e2e.mjs  (env: SLM_BIN, SLM_SHARED). Exits non-zero on the first failure.
 import { spawn, execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
 import OpenAI from 'openai';
 
@@ -150,6 +151,8 @@ try {
     const expected = {};
     for (const p of prompts)
       expected[p] = (await client.completions.create({ model: 'stories260K', prompt: p, max_tokens: 32, temperature: 0 })).choices[0].text;
+    const rss = () => Number(fs.readFileSync(`/proc/${server.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) * 1024;
+    const idleRss = rss();
     let completed = 0, aborted = 0;
     async function clientLoop(i) {
       for (let k = 0; k < 3; ++k) {
@@ -183,7 +186,9 @@ try {
     const m2 = (await rawRequest(server.port, 'GET', '/metrics')).body;
     assert.match(m2, /slm_slots_active 0\b/);
     assert.match(m2, /slm_queue_depth 0\b/);
-    results.push(`     load: ${completed} completed, ${aborted} aborted`);
+    const afterRss = rss();
+    assert.ok(afterRss < idleRss * 1.25 + 16 * 1024 * 1024, `memory back to idle: ${idleRss} -> ${afterRss} bytes`);
+    results.push(`     load: ${completed} completed, ${aborted} aborted; RSS idle ${(idleRss / 1048576).toFixed(1)} MiB, after ${(afterRss / 1048576).toFixed(1)} MiB`);
   });
 
   await check('graceful shutdown on SIGTERM exits 0', async () => {
