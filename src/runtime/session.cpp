@@ -7,6 +7,10 @@
 
 namespace slm {
 
+namespace {
+constexpr int kMaxChunk = 512;  // tokens per forward pass when evaluating a long prompt
+}  // namespace
+
 int default_context(const Model& model) { return std::min(model.config().n_ctx_train, 4096); }
 
 Session::Session(const Model& model, ThreadPool& pool, int n_ctx, GgmlType kv_type)
@@ -22,9 +26,23 @@ const std::vector<float>& Session::eval(const std::vector<int32_t>& tokens, bool
     throw Error("context full: " + std::to_string(n_past_) + " + " + std::to_string(n) +
                 " tokens exceed the context of " + std::to_string(n_ctx()));
   }
-  logits_.resize(size_t(all_logits ? n : 1) * model_.n_vocab());
-  model_.forward(pool_, cache_, tokens.data(), n, n_past_, logits_.data(), all_logits);
-  n_past_ += n;
+  // Long prompts go through in chunks: the results are the same (each token attends through
+  // the cache) and the activation buffers stay bounded.
+  const int V = model_.n_vocab();
+  logits_.resize(size_t(all_logits ? n : 1) * V);
+  for (int done = 0; done < n;) {
+    const int m = std::min(n - done, kMaxChunk);
+    const bool last = done + m == n;
+    float* out = all_logits ? logits_.data() + size_t(done) * V : logits_.data();
+    if (all_logits || last) {
+      model_.forward(pool_, cache_, tokens.data() + done, m, n_past_, out, all_logits);
+    } else {
+      std::vector<float> discard(V);
+      model_.forward(pool_, cache_, tokens.data() + done, m, n_past_, discard.data(), false);
+    }
+    n_past_ += m;
+    done += m;
+  }
   return logits_;
 }
 

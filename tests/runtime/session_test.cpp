@@ -55,6 +55,23 @@ TEST(Session, TokenByTokenEqualsBatch) {
   EXPECT_EQ(b.n_past(), int(ids.size()));
 }
 
+// A prompt longer than one chunk (512 tokens) gives the same logits as feeding it in pieces.
+TEST(Session, LongPromptInChunksEqualsPieces) {
+  auto model = stories();
+  ThreadPool pool(2);
+  std::vector<int32_t> ids(700);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(3 + (i * 37) % 500);
+  Session whole(*model, pool, 1024), pieces(*model, pool, 1024);
+  std::vector<float> all = whole.eval(ids, true);
+  const int V = model->n_vocab();
+  ASSERT_EQ(all.size(), ids.size() * V);
+  std::vector<int32_t> first(ids.begin(), ids.begin() + 300), rest(ids.begin() + 300, ids.end());
+  pieces.eval(first);
+  std::vector<float> last = pieces.eval(rest, true);
+  for (size_t i = 0; i < last.size(); ++i) ASSERT_NEAR(last[i], all[300 * V + i], 1e-5) << i;
+  EXPECT_EQ(whole.n_past(), 700);
+}
+
 TEST(Session, F16CacheStaysClose) {
   auto model = stories();
   ThreadPool pool(1);
