@@ -93,7 +93,8 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& f) {
     if (factor > 0) freq_scale = 1.0f / factor;
   } else if (scaling == "yarn") {
     throw Error("metadata key " + p + "rope.scaling.type: 'yarn' is not supported");
-  } else if (scaling != "none" && scaling != "longrope") {
+  } else if (scaling != "none" && scaling != "longrope" && scaling != "su" && scaling != "llama3") {
+    // longrope/su: the factor tensors carry it; llama3: the rope_freqs tensor does.
     throw Error("metadata key " + p + "rope.scaling.type has unknown value '" + scaling + "'");
   }
   c.rope_attn_factor = f.get_f32_or(p + "rope.scaling.attn_factor", 1.0f);
