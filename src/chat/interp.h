@@ -17,7 +17,7 @@ struct Limits {
   uint64_t max_steps = 5'000'000;    // statements + expressions evaluated (~1 s)
   int max_call_depth = 200;          // nested macro / caller calls
   int max_eval_depth = 1500;         // nested evaluations (bounds C++ stack use)
-  size_t max_output = 64u << 20;     // bytes in the output and in any one string
+  size_t max_output = 16u << 20;     // bytes in the output and in any one string
   size_t max_items = 1u << 20;       // elements in any one list
 };
 

@@ -107,7 +107,7 @@ struct JsonOptions {
   std::string key_sep = ": ";
   bool sort_keys = false;
   bool ensure_ascii = false;
-  size_t max_size = size_t(64) << 20;  // bytes; larger output throws slm::Error
+  size_t max_size = size_t(16) << 20;  // bytes; larger output throws slm::Error
 };
 // Python's json.dumps(value, ...) with the options above.
 std::string to_json(const Value& v, const JsonOptions& opt);
