@@ -29,9 +29,10 @@ class KvCache {
 
   // Stores one position's keys/values of layer il (widths as the layer has them).
   void store(int il, int pos, const float* k, const float* v);
-  // A position's key/value row as f32: a pointer into the cache (F32), or into tmp (F16).
-  const float* key(int il, int pos, float* tmp) const;
-  const float* value(int il, int pos, float* tmp) const;
+  // Values [first, first + count) of a position's key/value row as f32: a pointer into the
+  // cache (F32), or into tmp[count] (F16, converted).
+  const float* key(int il, int pos, int first, int count, float* tmp) const;
+  const float* value(int il, int pos, int first, int count, float* tmp) const;
   int k_width(int il) const { return layers_[il].k_width; }
   int v_width(int il) const { return layers_[il].v_width; }
 
@@ -40,7 +41,7 @@ class KvCache {
     int k_width = 0, v_width = 0;
     std::vector<uint8_t> k, v;
   };
-  const float* row(const std::vector<uint8_t>& data, int width, int pos, float* tmp) const;
+  const float* row(const std::vector<uint8_t>& data, int width, int pos, int first, int count, float* tmp) const;
   int n_ctx_;
   GgmlType type_;
   std::vector<Layer> layers_;

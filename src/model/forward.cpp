@@ -107,10 +107,10 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
     const KvCache& cache = *slots[t].cache;
     const int p = slots[t].pos;
     const int lo = L.sliding ? std::max(0, p - c.sliding_window + 1) : 0;
-    std::vector<float> scores(p - lo + 1), tmp(std::max(k_w, v_w));
+    std::vector<float> scores(p - lo + 1), tmp(std::max(hk, hv));
     const float* qh = row(q, t, q_w) + int64_t(h) * hk;
     for (int j = lo; j <= p; ++j) {
-      float s = dot_f32(qh, cache.key(il, j, tmp.data()) + int64_t(kvh) * hk, hk) * c.attn_scale;
+      float s = dot_f32(qh, cache.key(il, j, kvh * hk, hk, tmp.data()), hk) * c.attn_scale;
       if (c.attn_softcap > 0) s = c.attn_softcap * std::tanh(s / c.attn_softcap);
       scores[j - lo] = s;
     }
@@ -118,7 +118,7 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
     float* oh = row(o, t, o_w) + int64_t(h) * hv;
     std::fill(oh, oh + hv, 0.0f);
     for (int j = lo; j <= p; ++j) {
-      const float* vj = cache.value(il, j, tmp.data()) + int64_t(kvh) * hv;
+      const float* vj = cache.value(il, j, kvh * hv, hv, tmp.data());
       const float s = scores[j - lo];
       for (int d = 0; d < hv; ++d) oh[d] += s * vj[d];
     }

@@ -45,18 +45,20 @@ void KvCache::store(int il, int pos, const float* k, const float* v) {
   put(l.v, type_, l.v_width, pos, v);
 }
 
-const float* KvCache::row(const std::vector<uint8_t>& data, int width, int pos, float* tmp) const {
-  if (type_ == GgmlType::F32) return reinterpret_cast<const float*>(data.data()) + size_t(pos) * width;
-  const uint16_t* src = reinterpret_cast<const uint16_t*>(data.data()) + size_t(pos) * width;
-  for (int i = 0; i < width; ++i) tmp[i] = fp16_to_f32(src[i]);
+const float* KvCache::row(const std::vector<uint8_t>& data, int width, int pos, int first, int count,
+                          float* tmp) const {
+  const size_t at = size_t(pos) * width + first;
+  if (type_ == GgmlType::F32) return reinterpret_cast<const float*>(data.data()) + at;
+  const uint16_t* src = reinterpret_cast<const uint16_t*>(data.data()) + at;
+  for (int i = 0; i < count; ++i) tmp[i] = fp16_to_f32(src[i]);
   return tmp;
 }
 
-const float* KvCache::key(int il, int pos, float* tmp) const {
-  return row(layers_[il].k, layers_[il].k_width, pos, tmp);
+const float* KvCache::key(int il, int pos, int first, int count, float* tmp) const {
+  return row(layers_[il].k, layers_[il].k_width, pos, first, count, tmp);
 }
-const float* KvCache::value(int il, int pos, float* tmp) const {
-  return row(layers_[il].v, layers_[il].v_width, pos, tmp);
+const float* KvCache::value(int il, int pos, int first, int count, float* tmp) const {
+  return row(layers_[il].v, layers_[il].v_width, pos, first, count, tmp);
 }
 
 }  // namespace slm
