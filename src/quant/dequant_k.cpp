@@ -1,6 +1,7 @@
 // Dequantization of the 256-value super-block formats (Q2_K … Q8_K, IQ4_XS).
 // Products are formed in ggml's order (d·scale first, then times the code, minus d_min·min),
 // which keeps the results bit-identical to llama.cpp's (tested against the shared fixtures).
+#include "quant/no_fma.h"  // first: see there
 #include "quant/blocks.h"
 #include "quant/formats.h"
 #include "quant/types.h"

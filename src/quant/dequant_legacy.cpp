@@ -1,6 +1,7 @@
 // Dequantization of the 32-value block formats (Q4_0 … Q8_1, IQ4_NL).
 // The arithmetic order (int code converted to float, times d, plus m) is the one ggml uses,
 // so results are bit-identical to llama.cpp's (tested against the shared fixtures).
+#include "quant/no_fma.h"  // first: see there
 #include <cstring>
 
 #include "quant/blocks.h"

@@ -1,3 +1,4 @@
+#include "quant/no_fma.h"  // first: see there
 #include "quant/fit.h"
 
 #include <cmath>
@@ -74,34 +75,85 @@ float fit_symmetric(int n, int nmax, const float* x, const float* w, uint8_t* L)
     }
   }
   if (amax < kGroupEps) {
-    for (int i = 0; i < n; ++i) L[i] = static_cast<uint8_t>(nmax);
+    for (int i = 0; i < n; ++i) L[i] = 0;
     return 0;
   }
   auto weight = [&](int i) { return w ? w[i] : x[i] * x[i]; };
-  float best_scale = 0, best = -1;
-  for (int k = -9; k <= 9; ++k) {
-    const float iscale = -(nmax + 0.1f * k) / max;
-    float sum_lx = 0, sum_l2 = 0;
+  // Codes for grid iscale and their sums; the least-squares scale for them is Σwxl/Σwl², and
+  // it removes (Σwxl)²/Σwl² from the error, so the best grid maximises that.
+  auto try_grid = [&](float iscale, float* sum_lx, float* sum_l2, bool store) {
+    *sum_lx = *sum_l2 = 0;
     for (int i = 0; i < n; ++i) {
       const int l = round_clamp(iscale * x[i], -nmax, nmax - 1);
-      sum_lx += weight(i) * x[i] * l;
-      sum_l2 += weight(i) * l * l;
+      if (store) L[i] = static_cast<uint8_t>(l + nmax);
+      *sum_lx += weight(i) * x[i] * l;
+      *sum_l2 += weight(i) * l * l;
     }
-    // For codes l the best scale is Σwxl/Σwl², which removes Σ(wxl)²/Σwl² from the error:
-    // keep the grid that removes the most.
-    if (sum_l2 > 0 && (best < 0 || sum_lx * sum_lx > best * sum_l2)) {
-      best_scale = sum_lx / sum_l2;
-      best = best_scale * sum_lx;
-      for (int i = 0; i < n; ++i)
-        L[i] = static_cast<uint8_t>(round_clamp(iscale * x[i], -nmax, nmax - 1) + nmax);
+  };
+  float sum_lx, sum_l2;
+  try_grid(-nmax / max, &sum_lx, &sum_l2, true);  // the plain grid: the extreme at −nmax
+  float scale = sum_l2 ? sum_lx / sum_l2 : 0.f;
+  float best = scale * sum_lx;
+  for (int k = -9; k <= 9; ++k) {
+    if (k == 0) continue;
+    const float iscale = -(nmax + 0.1f * k) / max;
+    try_grid(iscale, &sum_lx, &sum_l2, false);
+    if (sum_l2 > 0 && sum_lx * sum_lx > best * sum_l2) {
+      try_grid(iscale, &sum_lx, &sum_l2, true);
+      scale = sum_lx / sum_l2;
+      best = scale * sum_lx;
     }
   }
-  if (best < 0) {  // every weight was zero: fall back to the plain absmax grid
-    best_scale = -max / nmax;
-    for (int i = 0; i < n; ++i)
-      L[i] = static_cast<uint8_t>(round_clamp(x[i] / best_scale, -nmax, nmax - 1) + nmax);
+  return scale;
+}
+
+float fit_q3(int n, int nmax, const float* x, uint8_t* L) {
+  float amax = 0, max = 0;
+  for (int i = 0; i < n; ++i) {
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      max = x[i];
+    }
   }
-  return best_scale;
+  if (amax < kGroupEps) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0;
+  }
+  const float iscale = -nmax / max;
+  int l[256];
+  float sum_lx = 0, sum_l2 = 0;
+  for (int i = 0; i < n; ++i) {
+    l[i] = round_clamp(iscale * x[i], -nmax, nmax - 1);
+    const float w = x[i] * x[i];
+    sum_lx += w * x[i] * l[i];
+    sum_l2 += w * l[i] * l[i];
+  }
+  // Coordinate descent: move one code at a time to the value that is best for the scale the
+  // others imply, keeping the move when it increases (Σwxl)²/Σwl².
+  for (int pass = 0; pass < 5; ++pass) {
+    int changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = x[i] * x[i];
+      float slx = sum_lx - w * x[i] * l[i];
+      if (slx > 0) {
+        float sl2 = sum_l2 - w * l[i] * l[i];
+        const int nl = round_clamp(x[i] * sl2 / slx, -nmax, nmax - 1);
+        if (nl != l[i]) {
+          slx += w * x[i] * nl;
+          sl2 += w * nl * nl;
+          if (sl2 > 0 && slx * slx * sum_l2 > sum_lx * sum_lx * sl2) {
+            l[i] = nl;
+            sum_lx = slx;
+            sum_l2 = sl2;
+            ++changed;
+          }
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  for (int i = 0; i < n; ++i) L[i] = static_cast<uint8_t>(l[i] + nmax);
+  return sum_lx / sum_l2;
 }
 
 }  // namespace slm::quant

@@ -25,10 +25,14 @@ float fit_affine(int n, int nmax, const float* x, const float* w, uint8_t* L, fl
 
 // Symmetric fit x ≈ scale·(L − nmax) with L − nmax in [−nmax, nmax−1]. The value of largest
 // magnitude anchors the grid at −nmax (so the sign of scale follows it); then grids
-// −(nmax + 0.1k)/max for k = −9..9 are tried, each with the least-squares scale for its
-// codes, weighting value i by w[i] (x² when w is null). Returns scale (0 for an all-zero
-// group, with L = nmax).
+// −(nmax + 0.1k)/max for k = ±1..±9 are tried, each with the least-squares scale for its
+// codes, weighting value i by w[i] (x² when w is null). Returns scale (0 with L = 0 for an
+// all-zero group).
 float fit_symmetric(int n, int nmax, const float* x, const float* w, uint8_t* L);
+
+// As fit_symmetric's plain grid (x² weights), then refined one code at a time (Q3_K, where
+// with 8 levels each code matters). n ≤ 256.
+float fit_q3(int n, int nmax, const float* x, uint8_t* L);
 
 // Values of largest magnitude below this are treated as an all-zero group.
 constexpr float kGroupEps = 1e-15f;

@@ -1,3 +1,4 @@
+#include "quant/no_fma.h"  // first: see there
 #include "quant/mixture.h"
 
 #include <algorithm>

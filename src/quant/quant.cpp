@@ -1,4 +1,5 @@
 // dequantize_row / quantize_row: check the request, then hand off to the format's routine.
+#include "quant/no_fma.h"  // first: see there
 #include "quant/quant.h"
 
 #include <cmath>

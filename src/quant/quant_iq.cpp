@@ -1,7 +1,10 @@
 // Quantization to the non-linear 4-bit formats IQ4_NL (blocks of 32, one fp16 scale) and
 // IQ4_XS (super-blocks of 256: eight 6-bit sub-block scales under one fp16 scale). Each value
 // picks the nearest entry of the 16-value codebook; the scale is searched for the least
-// x²-weighted squared error, as ggml does without an importance matrix.
+// x²-weighted squared error, as ggml does without an importance matrix; the blocks are
+// byte-identical to llama.cpp's (tested on the fixtures).
+#include "quant/no_fma.h"  // first: see there
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -14,20 +17,28 @@ namespace slm::quant {
 
 namespace {
 
-// Index of the codebook entry nearest to v (ties go to the lower entry). A binary search
-// over the 15 midpoints between neighbouring entries (x.5 values, exact in float).
+// Index of the codebook entry nearest to v; a tie goes to the upper entry. Binary search,
+// then the same comparison ggml makes (its exact float arithmetic decides near-ties, so
+// our codes match llama.cpp's).
 uint8_t nearest_code(float v) {
-  static constexpr float kMid[15] = {-115.5f, -93.5f, -74.f, -57.f, -42.f, -28.5f, -16.f, -4.5f,
-                                     7.f,     19.f,   31.5f, 45.5f, 61.f,  79.f,   101.f};
-  int k = 0;
-  for (int step = 8; step >= 1; step /= 2)
-    if (v > kMid[k + step - 1]) k += step;
-  return static_cast<uint8_t>(k);
+  const int8_t* k = kIq4nlValues;
+  if (v <= k[0]) return 0;
+  if (v >= k[15]) return 15;
+  int lo = 0, hi = 15;
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) / 2;
+    if (v < k[mid])
+      hi = mid;
+    else
+      lo = mid;
+  }
+  return static_cast<uint8_t>(v - k[hi - 1] < k[hi] - v ? hi - 1 : hi);
 }
 
-// Best scale for one group of 32: anchor the extreme value at the codebook's −127 end
-// (sign carried by the scale), then try nearby grids, keeping the least-squares scale of
-// the best one. Returns 0 for an all-zero group.
+// Best scale for one group of 32, weighting each value by x²: first the grid that maps the
+// extreme value to the codebook's +127 end, then grids mapping it near the −127 end
+// ((t − 127)/max for t = −7..7), keeping the least-squares scale of the best one. Trying
+// both ends matters because the codebook is not symmetric. Returns 0 for an all-zero group.
 float fit_iq4(const float* x) {
   float amax = 0, max = 0;
   for (int j = 0; j < 32; ++j) {
@@ -37,26 +48,32 @@ float fit_iq4(const float* x) {
     }
   }
   if (amax < kGroupEps) return 0;
-  float best_d = max / kIq4nlValues[0], best = -1;
-  for (int t = -7; t <= 7; ++t) {
-    const float id = (t + kIq4nlValues[0]) / max;
-    float sum_qx = 0, sum_q2 = 0;
+  auto sums = [&](float id, float* sum_qx, float* sum_q2) {
+    *sum_qx = *sum_q2 = 0;
     for (int j = 0; j < 32; ++j) {
       const float w = x[j] * x[j];
       const float q = kIq4nlValues[nearest_code(id * x[j])];
-      sum_qx += w * q * x[j];
-      sum_q2 += w * q * q;
+      *sum_qx += w * q * x[j];
+      *sum_q2 += w * q * q;
     }
-    if (sum_q2 > 0 && (best < 0 || sum_qx * sum_qx > best * sum_q2)) {
-      best_d = sum_qx / sum_q2;
-      best = best_d * sum_qx;
+  };
+  float sum_qx, sum_q2;
+  sums(1 / (-max / kIq4nlValues[0]), &sum_qx, &sum_q2);
+  float d = sum_q2 > 0 ? sum_qx / sum_q2 : 0.f;
+  float best = d * sum_qx;
+  for (int t = -7; t <= 7; ++t) {
+    sums((t + kIq4nlValues[0]) / max, &sum_qx, &sum_q2);
+    if (sum_q2 > 0 && sum_qx * sum_qx > best * sum_q2) {
+      d = sum_qx / sum_q2;
+      best = d * sum_qx;
     }
   }
-  return best_d;
+  return d;
 }
 
+// Codes for 32 values at scale d (unrounded, as ggml): low nibbles values 0..15, high 16..31.
 void encode_iq4_group(const float* x, float d, uint8_t* qs) {
-  const float id = d ? 1.0f / d : 0.0f;
+  const float id = d ? 1 / d : 0.f;
   for (int j = 0; j < 16; ++j)
     qs[j] = static_cast<uint8_t>(nearest_code(id * x[j]) | (nearest_code(id * x[j + 16]) << 4));
 }
@@ -66,8 +83,9 @@ void encode_iq4_group(const float* x, float d, uint8_t* qs) {
 void quantize_iq4_nl(const float* x, void* dst, int64_t n) {
   auto* b = static_cast<block_iq4_nl*>(dst);
   for (int64_t i = 0; i < n / QK; ++i, ++b, x += QK) {
-    b->d = f32_to_fp16(fit_iq4(x));
-    encode_iq4_group(x, fp16_to_f32(b->d), b->qs);  // codes for the scale actually stored
+    const float d = fit_iq4(x);
+    b->d = f32_to_fp16(d);
+    encode_iq4_group(x, d, b->qs);
   }
 }
 
@@ -83,17 +101,16 @@ void quantize_iq4_xs(const float* x, void* dst, int64_t n) {
       }
     }
     std::memset(b, 0, sizeof *b);
-    // Sub-block scales are d·(ls − 32), ls in 0..63; the largest maps to −32.
+    // Sub-block scales become d·(ls − 32), ls in 0..63; the largest maps to −32.
     const float d = -max_scale / 32;
     b->d = f32_to_fp16(d);
-    const float dq = fp16_to_f32(b->d);
-    const float id = dq ? 1.0f / dq : 0.0f;
+    const float id = d ? 1 / d : 0.f;
     for (int ib = 0; ib < 8; ++ib) {
-      const int l = round_clamp(id * scales[ib], -32, 31);
+      const int l = std::max(-32, std::min(31, nearest_int(id * scales[ib])));
       const int ls = l + 32;
       b->scales_l[ib / 2] |= static_cast<uint8_t>((ls & 0xF) << (4 * (ib % 2)));
       b->scales_h |= static_cast<uint16_t>((ls >> 4) << (2 * ib));
-      encode_iq4_group(x + 32 * ib, dq * l, b->qs + 16 * ib);
+      encode_iq4_group(x + 32 * ib, d * l, b->qs + 16 * ib);
     }
   }
 }

@@ -1,7 +1,9 @@
 // Quantization of the 256-value K formats. Each sub-block gets its own least-squares scale
 // (and min) from fit.h; those are then quantized to 4/6/8 bits against one fp16 super-scale,
 // and finally every value is re-rounded against the scale it will actually be decoded with.
-// The method follows ggml's reference quantizers; the blocks need not be byte-identical.
+// The method and its arithmetic order follow ggml's reference quantizers, and the blocks are
+// byte-identical to llama.cpp's (tested on every fixture tensor).
+#include "quant/no_fma.h"  // first: see there
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -50,8 +52,9 @@ void quantize_k_affine_superblock(const float* x, int nmax, float rmin, float rd
   for (int j = 0; j < 8; ++j) {
     const float dj = d * ls[j];
     const float mj = dmin * lm[j];
+    if (!dj) continue;  // the codes do not matter: keep the fitted ones (as ggml)
     for (int l = 0; l < 32; ++l)
-      L[32 * j + l] = dj ? static_cast<uint8_t>(round_clamp((x[32 * j + l] + mj) / dj, 0, nmax)) : 0;
+      L[32 * j + l] = static_cast<uint8_t>(round_clamp((x[32 * j + l] + mj) / dj, 0, nmax));
   }
 }
 
@@ -112,8 +115,9 @@ void quantize_q6_K(const float* x, void* dst, int64_t n) {
     const float d = fp16_to_f32(b->d);
     for (int ib = 0; ib < 16; ++ib) {
       const float dl = d * b->scales[ib];
+      if (!dl) continue;  // decodes to 0 whatever the codes; keep the fitted ones (as ggml)
       for (int l = 0; l < 16; ++l)
-        L[16 * ib + l] = dl ? static_cast<uint8_t>(round_clamp(x[16 * ib + l] / dl, -32, 31) + 32) : 32;
+        L[16 * ib + l] = static_cast<uint8_t>(round_clamp(x[16 * ib + l] / dl, -32, 31) + 32);
     }
     // Half h of 128: ql[64h + l] holds values l (low) and 64+l (high), ql[64h+32+l] holds
     // 32+l and 96+l; qh[32h + l] holds the top 2 bits of 0+l, 32+l, 64+l, 96+l.
@@ -157,8 +161,9 @@ void quantize_q2_K(const float* x, void* dst, int64_t n) {
     for (int j = 0; j < 16; ++j) {
       const float dj = d * (b->scales[j] & 0xF);
       const float mj = dmin * (b->scales[j] >> 4);
+      if (!dj) continue;
       for (int l = 0; l < 16; ++l)
-        L[16 * j + l] = dj ? static_cast<uint8_t>(round_clamp((x[16 * j + l] + mj) / dj, 0, 3)) : 0;
+        L[16 * j + l] = static_cast<uint8_t>(round_clamp((x[16 * j + l] + mj) / dj, 0, 3));
     }
     // Half h of 128: byte qs[32h + t] holds values 128h + t + 32k in bits 2k (k = 0..3).
     for (int h = 0; h < 2; ++h)
@@ -177,7 +182,7 @@ void quantize_q3_K(const float* x, void* dst, int64_t n) {
     float scales[16];
     float max_scale = 0, max_abs = 0;
     for (int j = 0; j < 16; ++j) {
-      scales[j] = fit_symmetric(16, 4, x + 16 * j, nullptr, L + 16 * j);
+      scales[j] = fit_q3(16, 4, x + 16 * j, L + 16 * j);
       if (std::fabs(scales[j]) > max_abs) {
         max_abs = std::fabs(scales[j]);
         max_scale = scales[j];
@@ -185,7 +190,7 @@ void quantize_q3_K(const float* x, void* dst, int64_t n) {
     }
     std::memset(b->scales, 0, sizeof b->scales);
     int ls[16] = {};
-    if (max_abs >= kGroupEps) {
+    if (max_scale != 0) {
       // Sub-block scales become signed 6-bit (stored +32); the largest maps to −32.
       const float iscale = -32.f / max_scale;
       for (int j = 0; j < 16; ++j) {
@@ -204,8 +209,9 @@ void quantize_q3_K(const float* x, void* dst, int64_t n) {
     const float d = fp16_to_f32(b->d);
     for (int j = 0; j < 16; ++j) {
       const float dj = d * ls[j];
+      if (!dj) continue;  // as in Q6_K: keep the fitted codes
       for (int l = 0; l < 16; ++l)
-        L[16 * j + l] = dj ? static_cast<uint8_t>(round_clamp(x[16 * j + l] / dj, -4, 3) + 4) : 4;
+        L[16 * j + l] = static_cast<uint8_t>(round_clamp(x[16 * j + l] / dj, -4, 3) + 4);
     }
     // Third bit: value k sets bit k/32 of hmask[k%32]; it means "no −4 offset".
     std::memset(b->hmask, 0, sizeof b->hmask);

@@ -1,6 +1,7 @@
 // Quantization of the 32-value block formats. These reproduce ggml's reference quantizers
 // operation for operation (which value sets the scale, truncation vs rounding, clamps), so
 // the blocks we write are byte-identical to llama.cpp's for the same input.
+#include "quant/no_fma.h"  // first: see there
 #include <cfloat>
 #include <cmath>
 #include <cstring>

@@ -1,4 +1,5 @@
 // The ggml type table and the half-precision conversions.
+#include "quant/no_fma.h"  // first: see there
 #include "quant/types.h"
 
 #include <cctype>

@@ -84,52 +84,52 @@ TEST(QuantFixtures, DequantizeMatchesReferenceBitForBit) {
     EXPECT_TRUE(types_seen.count(ty)) << ty;
 }
 
-// Quantizing the F32 model's tensors must give llama.cpp's blocks byte for byte, for the
-// formats whose reference quantizer slm reproduces exactly.
-void expect_byte_identical(const std::string& f32_file, const std::string& q_file, GgmlType type) {
+// Quantizing the F32 model's tensors must give llama.cpp's blocks byte for byte. Returns
+// the number of tensors compared per type.
+std::map<std::string, int> expect_byte_identical(const std::string& f32_file, const std::string& q_file) {
   auto src = GgufFile::open(test::shared("fixtures/" + f32_file));
   auto ref = GgufFile::open(test::shared("fixtures/" + q_file));
-  int checked = 0;
+  std::map<std::string, int> checked;
   for (const GgufTensor& rt : ref->tensors()) {
-    if (rt.type != type) continue;
-    SCOPED_TRACE(q_file + ": " + rt.name);
+    if (rt.type == GgmlType::F32) continue;
+    SCOPED_TRACE(q_file + ": " + rt.name + " " + type_name(rt.type));
     const GgufTensor* st = src->find_tensor(rt.name);
-    ASSERT_NE(st, nullptr);
-    ASSERT_EQ(st->type, GgmlType::F32);
-    ASSERT_EQ(st->n_elements(), rt.n_elements());
+    if (st == nullptr || st->type != GgmlType::F32 || st->n_elements() != rt.n_elements()) {
+      ADD_FAILURE() << "no matching F32 tensor in " << f32_file;
+      continue;
+    }
     std::vector<uint8_t> got(rt.nbytes);
     const auto* x = reinterpret_cast<const float*>(st->data);
     for (int64_t r = 0; r < rt.n_rows(); ++r)
-      quantize_row(type, x + r * rt.ne[0], got.data() + r * rt.row_size(), rt.ne[0]);
-    size_t diff = 0;
-    for (size_t i = 0; i < got.size(); ++i) diff += got[i] != rt.data[i];
-    EXPECT_EQ(diff, 0u) << "bytes differ";
-    ++checked;
+      quantize_row(rt.type, x + r * rt.ne[0], got.data() + r * rt.row_size(), rt.ne[0]);
+    size_t diff = 0, first = 0;
+    for (size_t i = 0; i < got.size(); ++i)
+      if (got[i] != rt.data[i] && !diff++) first = i;
+    EXPECT_EQ(diff, 0u) << "bytes differ, first at byte " << first << " (block "
+                        << first / type_info(rt.type).type_size << ")";
+    ++checked[type_name(rt.type)];
   }
-  EXPECT_GE(checked, 1) << q_file << " holds no " << type_name(type) << " tensor";
+  return checked;
 }
 
-TEST(QuantFixtures, Q8_0QuantizationIsByteIdentical) {
-  for (const char* fam : {"llama", "llama-tied", "mixtral", "phi3", "gemma", "gemma2", "gemma3",
-                          "openelm", "granite", "granitemoe"})
-    expect_byte_identical(std::string(fam) + "-f32.gguf", std::string(fam) + "-q8_0.gguf",
-                          GgmlType::Q8_0);
-}
-
-TEST(QuantFixtures, Q4_0QuantizationIsByteIdentical) {
-  expect_byte_identical("llama-f32.gguf", "llama-q4_0.gguf", GgmlType::Q4_0);
-}
-
-TEST(QuantFixtures, Q4_1QuantizationIsByteIdentical) {
-  expect_byte_identical("llama-f32.gguf", "llama-q4_1.gguf", GgmlType::Q4_1);
-}
-
-TEST(QuantFixtures, Q5_0QuantizationIsByteIdentical) {
-  expect_byte_identical("llama-f32.gguf", "llama-q5_0.gguf", GgmlType::Q5_0);
-}
-
-TEST(QuantFixtures, Q5_1QuantizationIsByteIdentical) {
-  expect_byte_identical("llama-f32.gguf", "llama-q5_1.gguf", GgmlType::Q5_1);
+// Every quantized fixture file, every tensor: our quantizers reproduce llama.cpp's
+// reference quantizers exactly (F16, BF16, all legacy, K and IQ4 formats).
+TEST(QuantFixtures, QuantizationIsByteIdenticalToLlamaCpp) {
+  std::set<std::string> files;
+  std::map<std::string, int> per_type;
+  for (const auto& e : fs::directory_iterator(test::shared("fixtures"))) {
+    const std::string name = e.path().filename().string();
+    if (e.path().extension() != ".json" || name.find(".info.") != std::string::npos) continue;
+    auto j = nlohmann::json::parse(test::read_file(e.path().string()));
+    const std::string file = j["file"];
+    if (j["type"] == "F32" || !files.insert(file).second) continue;
+    const std::string f32_file = file.substr(0, file.rfind('-')) + "-f32.gguf";
+    for (auto& [t, n] : expect_byte_identical(f32_file, file)) per_type[t] += n;
+  }
+  EXPECT_GE(files.size(), 25u);
+  for (const char* t : {"F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K",
+                        "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"})
+    EXPECT_GT(per_type[t], 0) << "no fixture tensor of type " << t;
 }
 
 }  // namespace
@@ -138,60 +138,38 @@ TEST(QuantFixtures, Q5_1QuantizationIsByteIdentical) {
 namespace slm {
 namespace {
 
-double sq_err(const float* a, const float* b, int64_t n) {
-  double s = 0;
-  for (int64_t i = 0; i < n; ++i) s += double(a[i] - b[i]) * (a[i] - b[i]);
-  return s;
-}
-
-// For every quantized tensor of a fixture file: (1) llama.cpp's blocks, dequantized by us,
-// are close to the F32 model's values (a wrong bit layout gives errors as large as the
-// values themselves; this covers Q3_K and every other type in the files); (2) quantizing
-// the same F32 values ourselves loses at most 2% more (relative rms) than llama.cpp did.
-struct QualityCase {
-  const char* family;
-  const char* type_suffix;
-};
-
-void compare_with_reference_quantization(const std::string& fam, const std::string& suffix) {
+// llama.cpp's blocks, dequantized by us, stay close to the F32 model's values for every
+// type in the fixtures. A wrong bit layout gives errors as large as the values themselves;
+// this covers Q3_K, which no .dequant.ffn_down.f32 file holds. The expected relative rms
+// error per format is that of test_roundtrip (gaussian weights).
+void expect_decodes_close(const std::string& fam, const std::string& suffix) {
   auto src = GgufFile::open(test::shared("fixtures/" + fam + "-f32.gguf"));
   auto ref = GgufFile::open(test::shared("fixtures/" + fam + "-" + suffix + ".gguf"));
-  std::map<GgmlType, std::pair<double, double>> err;  // type → (ours, reference)
-  std::map<GgmlType, double> energy;
+  std::map<GgmlType, std::pair<double, double>> err;  // type → (error², signal²)
   for (const GgufTensor& rt : ref->tensors()) {
     if (rt.type == GgmlType::F32) continue;
-    SCOPED_TRACE(fam + "-" + suffix + ": " + rt.name);
     const GgufTensor* st = src->find_tensor(rt.name);
-    ASSERT_NE(st, nullptr);
+    ASSERT_NE(st, nullptr) << rt.name;
     const auto* x = reinterpret_cast<const float*>(st->data);
-    const int64_t n = rt.ne[0];
-    std::vector<float> theirs(n), ours(n);
-    std::vector<uint8_t> q(rt.row_size());
-    for (int64_t r = 0; r < rt.n_rows(); ++r) {
-      dequantize_row(rt.type, rt.data + r * rt.row_size(), theirs.data(), n);
-      quantize_row(rt.type, x + r * n, q.data(), n);
-      dequantize_row(rt.type, q.data(), ours.data(), n);
-      err[rt.type].first += sq_err(x + r * n, ours.data(), n);
-      err[rt.type].second += sq_err(x + r * n, theirs.data(), n);
-      energy[rt.type] += sq_err(x + r * n, std::vector<float>(n, 0.f).data(), n);
+    const std::vector<float> y = dequantize_tensor(rt);
+    for (size_t i = 0; i < y.size(); ++i) {
+      err[rt.type].first += double(x[i] - y[i]) * (x[i] - y[i]);
+      err[rt.type].second += double(x[i]) * x[i];
     }
   }
   ASSERT_FALSE(err.empty());
   for (auto& [t, e] : err) {
-    const double ours = std::sqrt(e.first / energy[t]), theirs = std::sqrt(e.second / energy[t]);
-    SCOPED_TRACE(fam + "-" + suffix + " " + type_name(t) + ": ours " + std::to_string(ours) +
-                 " llama.cpp " + std::to_string(theirs));
-    EXPECT_LT(theirs, 0.4);  // even 2-bit keeps well under the signal; bad layout is ~1
-    EXPECT_LE(ours, theirs * 1.02 + 1e-7);
+    const double rel = std::sqrt(e.first / e.second);
+    // Max's bound for 4 levels (Q2_K) is 0.345; every other format is far below it.
+    const double bound = t == GgmlType::Q2_K ? 0.345 : t == GgmlType::Q3_K ? 0.194 : 0.108;
+    EXPECT_LT(rel, bound) << fam << "-" << suffix << " " << type_name(t);
   }
 }
 
-TEST(QuantFixtures, OurQuantizationIsAsGoodAsLlamaCpp) {
+TEST(QuantFixtures, ReferenceBlocksDecodeCloseToSource) {
   for (const char* s : {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_m", "q4_k_m",
                         "q5_k_m", "q6_k", "iq4_nl", "iq4_xs", "f16", "bf16"})
-    compare_with_reference_quantization("llama", s);
-  for (const char* fam : {"gemma", "openelm", "granitemoe", "phi3", "mixtral"})
-    compare_with_reference_quantization(fam, "q4_k_m");
+    expect_decodes_close("llama", s);
 }
 
 }  // namespace

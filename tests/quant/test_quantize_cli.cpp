@@ -82,7 +82,8 @@ TEST_F(QuantizeCli, Q8_0MatchesLlamaCppFile) {
   }
 }
 
-// A mixture: the types are those llama.cpp chose, and the values stay close to the source.
+// A mixture: the types are those llama.cpp chose, the bytes are llama.cpp's, and the values
+// stay close to the source.
 TEST_F(QuantizeCli, Q4_K_MTypesAndValues) {
   for (const char* fam : {"llama", "granitemoe", "gemma"}) {
     SCOPED_TRACE(fam);
@@ -94,11 +95,16 @@ TEST_F(QuantizeCli, Q4_K_MTypesAndValues) {
         test::read_file(test::shared(std::string("fixtures/") + fam + "-q4_k_m.json")))["tensor_types"];
     auto got = GgufFile::open(out);
     auto src = GgufFile::open(test::shared(std::string("fixtures/") + fam + "-f32.gguf"));
+    auto ref = GgufFile::open(test::shared(std::string("fixtures/") + fam + "-q4_k_m.gguf"));
     EXPECT_EQ(got->get_int("general.file_type"), 15);
     ASSERT_EQ(got->tensors().size(), want.size());
     for (const GgufTensor& t : got->tensors()) {
       SCOPED_TRACE(t.name);
       EXPECT_EQ(type_name(t.type), want[t.name].get<std::string>());
+      const GgufTensor* r = ref->find_tensor(t.name);
+      ASSERT_NE(r, nullptr);
+      ASSERT_EQ(r->nbytes, t.nbytes);
+      EXPECT_EQ(std::memcmp(r->data, t.data, t.nbytes), 0) << "bytes differ from llama.cpp's";
       const GgufTensor* s = src->find_tensor(t.name);
       ASSERT_NE(s, nullptr);
       ASSERT_EQ(s->n_elements(), t.n_elements());
