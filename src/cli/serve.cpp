@@ -23,6 +23,9 @@ Action add_serve(CLI::App& app) {
   sub->add_option("--queue", o->max_queue, "Requests that may wait for a slot (more: HTTP 429)")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
+  sub->add_option("--kv-type", o->kv_type, "KV cache element type (f16 halves its memory)")
+      ->check(CLI::IsMember({"f32", "f16"}))
+      ->capture_default_str();
   sub->add_option("--chat-template", o->chat_template_path, "Jinja chat template file (overrides the model's)");
   return [o] { return server::serve(*o); };
 }

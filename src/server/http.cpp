@@ -348,6 +348,7 @@ int serve(const ServeOptions& opt_in) {
   so.n_ctx = opt.n_ctx > 0 ? opt.n_ctx : std::min(train_ctx > 0 ? train_ctx : 4096, 4096);
   so.n_threads = opt.n_threads > 0 ? opt.n_threads : std::max(1u, std::thread::hardware_concurrency());
   so.max_queue = opt.max_queue;
+  so.kv_f16 = opt.kv_type == "f16";
   s.sched = std::make_unique<Scheduler>(*s.model, *s.tok, so);
   s.routes();
 
@@ -359,8 +360,9 @@ int serve(const ServeOptions& opt_in) {
     throw Error("cannot listen on " + opt.host + ":" + std::to_string(port) + " (in use, or not allowed)");
   }
   s.ready = true;
-  std::fprintf(stderr, "serve: model '%s', %d slots × %d context, %d threads\n", s.model_id.c_str(), so.n_slots,
-               so.n_ctx, so.n_threads);
+  std::fprintf(stderr, "serve: model '%s', %d slots × %d context, %d threads, KV cache %.1f MiB (%s)\n",
+               s.model_id.c_str(), so.n_slots, so.n_ctx, so.n_threads, s.sched->kv_bytes() / 1048576.0,
+               opt.kv_type.c_str());
   std::fprintf(stderr, "serve: listening on http://%s:%d\n", opt.host.c_str(), port);
 
   std::atomic<bool> signalled{false};

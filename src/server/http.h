@@ -17,6 +17,7 @@ struct ServeOptions {
   int timeout_s = 600;  // per request: read/write timeout and generation wall-clock limit
   int max_queue = 64;
   std::string chat_template_path;
+  std::string kv_type = "f32";
 };
 
 // Loads the model, listens, serves until SIGINT/SIGTERM; returns the exit code.

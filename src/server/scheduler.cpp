@@ -51,7 +51,7 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tok, SchedulerOptions 
   pool_ = std::make_unique<ThreadPool>(opt_.n_threads);
   for (int k = 0; k < opt_.n_slots; ++k) {
     auto s = std::make_unique<Slot>();
-    s->cache = std::make_unique<KvCache>(model_.config(), opt_.n_ctx, GgmlType::F32);
+    s->cache = std::make_unique<KvCache>(model_.config(), opt_.n_ctx, opt_.kv_f16 ? GgmlType::F16 : GgmlType::F32);
     s->logits.resize(static_cast<size_t>(model_.n_vocab()));
     slots_.push_back(std::move(s));
   }
@@ -117,6 +117,12 @@ std::shared_ptr<Job> Scheduler::submit(CompletionRequest req, std::vector<int32_
   }
   cv_.notify_all();
   return job;
+}
+
+size_t Scheduler::kv_bytes() const {
+  size_t b = 0;
+  for (const auto& s : slots_) b += s->cache->bytes();
+  return b;
 }
 
 void Scheduler::count_error(int status) {

@@ -54,6 +54,7 @@ struct SchedulerOptions {
   int n_threads = 2;
   int max_queue = 64;    // requests waiting for a slot beyond this get 429
   int prompt_chunk = 128;  // prompt tokens one slot may add to a step
+  bool kv_f16 = false;     // KV cache elements as F16 (half the memory) instead of F32
 };
 
 struct SchedulerStats {
@@ -79,6 +80,7 @@ class Scheduler {
   SchedulerStats stats() const;
   void count_error(int status);
   int n_ctx() const { return opt_.n_ctx; }
+  size_t kv_bytes() const;  // memory of all slots' KV caches
 
  private:
   struct Slot;
