@@ -58,6 +58,7 @@ int argmax(const float* x, int n) {
 }
 
 int run(const LogitsOptions& o) {
+  if (o.ctx < 0) throw Error("--ctx must be positive (0: the default), got " + std::to_string(o.ctx));
   std::vector<int32_t> ids = parse_ids(o.ids);
   std::unique_ptr<Model> model = Model::load(o.model);
   ThreadPool pool(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency()));

@@ -36,6 +36,7 @@ double mib(size_t b) { return b / (1024.0 * 1024.0); }
 
 int run(const RunOptions& o) {
   if (o.n_predict < -1) throw Error("-n must be >= -1 (-1: until end of generation), got " + std::to_string(o.n_predict));
+  if (o.ctx < 0) throw Error("--ctx must be positive (0: the default), got " + std::to_string(o.ctx));
   SamplerParams sp = o.sampling;
   sp.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
   sp.validate();

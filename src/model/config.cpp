@@ -116,7 +116,10 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& f) {
     if (v->type == GgufType::ARRAY) {
       if (static_cast<int>(v->arr.size()) != c.n_layer)
         throw Error("metadata key " + p + "attention.sliding_window_pattern needs one value per layer");
-      for (int il = 0; il < c.n_layer; ++il) swa_layers[il] = v->arr[il].as_int() != 0;
+      for (int il = 0; il < c.n_layer; ++il) {
+        const GgufValue& e = v->arr[il];
+        swa_layers[il] = e.type == GgufType::BOOL ? e.u != 0 : e.as_int() != 0;
+      }
       swa_pattern = 0;
     } else {
       swa_pattern = positive(v->as_int(), p + "attention.sliding_window_pattern");
