@@ -8,12 +8,6 @@ namespace slm {
 namespace {
 
 using Symbol = MergeScratch::Symbol;
-using Bigram = MergeScratch::BpeBigram;
-
-// Heap order: lowest rank on top; equal ranks: leftmost on top.
-bool worse(const Bigram& a, const Bigram& b) {
-  return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
-}
 
 void bpe_merge(const Vocab& v, std::string_view piece, std::vector<int32_t>& out, MergeScratch& s);
 
@@ -51,7 +45,7 @@ void bpe_merge(const Vocab& v, std::string_view piece, std::vector<int32_t>& out
   for (int32_t i = 0; i < n; ++i)
     sym[i] = Symbol{static_cast<uint32_t>(i), 1, v.byte_token[static_cast<unsigned char>(piece[i])], i - 1, i + 1 < n ? i + 1 : -1};
 
-  std::vector<Bigram>& heap = s.bpe_heap;
+  MergeHeap& heap = s.heap;
   heap.clear();
   bool heaped = false;  // the first pairs are collected, then heapified at once (O(n))
   auto try_pair = [&](int32_t l, int32_t r) {
@@ -60,28 +54,31 @@ void bpe_merge(const Vocab& v, std::string_view piece, std::vector<int32_t>& out
                          static_cast<uint32_t>(sym[r].id);
     auto it = v.merges.find(key);
     if (it == v.merges.end()) return;
-    heap.push_back(Bigram{it->second.rank, l, r, sym[l].n + sym[r].n, it->second.id});
-    if (heaped) std::push_heap(heap.begin(), heap.end(), worse);
+    const MergeCandidate c{(static_cast<uint64_t>(static_cast<uint32_t>(it->second.rank)) << 32) |
+                               static_cast<uint32_t>(l),
+                           sym[l].n + sym[r].n, it->second.id};
+    if (heaped) heap.push(c);
+    else heap.add(c);
   };
   for (int32_t i = 1; i < n; ++i) try_pair(i - 1, i);
-  std::make_heap(heap.begin(), heap.end(), worse);
+  heap.heapify();
   heaped = true;
 
   while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), worse);
-    const Bigram b = heap.back();
-    heap.pop_back();
-    Symbol& l = sym[b.left];
-    Symbol& r = sym[b.right];
-    // Stale: a side was merged away or changed since this pair was queued.
-    if (l.n == 0 || r.n == 0 || l.next != b.right || l.n + r.n != b.size) continue;
-    l.id = b.merged;
+    const MergeCandidate c = heap.pop();
+    Symbol& l = sym[c.left()];
+    // Stale: the left side was merged away, or either side grew since this pair was queued
+    // (a symbol's start never moves, so the same byte length means the same pair).
+    if (l.n == 0 || l.next < 0) continue;
+    Symbol& r = sym[l.next];
+    if (l.n + r.n != c.size) continue;
+    l.id = c.merged;
     l.n += r.n;
     r.n = 0;
     l.next = r.next;
-    if (r.next >= 0) sym[r.next].prev = b.left;
-    try_pair(l.prev, b.left);
-    try_pair(b.left, l.next);
+    if (r.next >= 0) sym[r.next].prev = c.left();
+    try_pair(l.prev, c.left());
+    try_pair(c.left(), l.next);
   }
 
   // Every merged symbol is a token; a lone byte whose character is missing from the

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tokenizer/merge_heap.h"
 #include "tokenizer/vocab.h"
 
 namespace slm {
@@ -19,21 +20,8 @@ struct MergeScratch {
     int32_t id;         // BPE: token of this symbol (-1: a byte not in the vocabulary)
     int32_t prev, next;
   };
-  // Candidate merges; `size` (the pair's byte length) tells a stale entry from a live one.
-  struct SpmBigram {
-    float score;  // higher first
-    int32_t left, right;
-    uint32_t size;
-  };
-  struct BpeBigram {
-    int32_t rank;  // lower first
-    int32_t left, right;
-    uint32_t size;
-    int32_t merged;  // token the merge produces
-  };
   std::vector<Symbol> symbols;
-  std::vector<SpmBigram> spm_heap;
-  std::vector<BpeBigram> bpe_heap;
+  MergeHeap heap;
   std::string mapped;
 
   // Words repeat (Zipf): the ids of each short word seen in this call are kept.
@@ -64,7 +52,7 @@ struct MergeScratch {
 // SentencePiece-style BPE. `text` has its spaces already written as U+2581. Starting from
 // UTF-8 characters, repeatedly merges the adjacent pair that forms the NORMAL token of
 // highest score (ties: leftmost); symbols that are not tokens become <0xNN> byte tokens.
-// O(n log n) with a binary heap; the text is first cut where no token can span two
+// O(n log n) with a heap; the text is first cut where no token can span two
 // neighbouring characters, so the heaps stay word-sized.
 void spm_tokenize(const Vocab& vocab, std::string_view text, std::vector<int32_t>& out,
                   MergeScratch& scratch);

@@ -1,4 +1,3 @@
-#include <algorithm>
 
 #include "tokenizer/encode.h"
 #include "tokenizer/utf8.h"
@@ -8,12 +7,6 @@ namespace slm {
 namespace {
 
 using Symbol = MergeScratch::Symbol;
-using Bigram = MergeScratch::SpmBigram;
-
-// Heap order: best score on top; equal scores: leftmost on top.
-bool worse(const Bigram& a, const Bigram& b) {
-  return a.score < b.score || (a.score == b.score && a.left > b.left);
-}
 
 void emit_symbol(const Vocab& v, std::string_view piece, std::vector<int32_t>& out) {
   const int32_t id = v.find(piece);
@@ -35,6 +28,7 @@ void emit_symbol(const Vocab& v, std::string_view piece, std::vector<int32_t>& o
 void spm_merge(const Vocab& v, std::string_view text, std::vector<int32_t>& out, MergeScratch& s) {
   std::vector<Symbol>& sym = s.symbols;
   sym.clear();
+  sym.reserve(text.size());  // at most one symbol per byte
   for (size_t pos = 0; pos < text.size();) {
     const uint32_t n = static_cast<uint32_t>(utf8::char_len(text, pos));
     const int32_t i = static_cast<int32_t>(sym.size());
@@ -46,7 +40,7 @@ void spm_merge(const Vocab& v, std::string_view text, std::vector<int32_t>& out,
     return;
   }
 
-  std::vector<Bigram>& heap = s.spm_heap;
+  MergeHeap& heap = s.heap;
   heap.clear();
   bool heaped = false;  // the first pairs are collected, then heapified at once (O(n))
   auto try_pair = [&](int32_t l, int32_t r) {
@@ -56,27 +50,29 @@ void spm_merge(const Vocab& v, std::string_view text, std::vector<int32_t>& out,
     // Only ordinary pieces are built by merging (SentencePiece never produces control,
     // byte or unused pieces from text).
     if (id < 0 || v.type[id] != TokenType::Normal) return;
-    heap.push_back(Bigram{v.score[id], l, r, size});
-    if (heaped) std::push_heap(heap.begin(), heap.end(), worse);
+    const MergeCandidate c{(static_cast<uint64_t>(score_priority(v.score[id])) << 32) | static_cast<uint32_t>(l),
+                           size, id};
+    if (heaped) heap.push(c);
+    else heap.add(c);
   };
   for (int32_t i = 1; i < static_cast<int32_t>(sym.size()); ++i) try_pair(i - 1, i);
-  std::make_heap(heap.begin(), heap.end(), worse);
+  heap.heapify();
   heaped = true;
 
   while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), worse);
-    const Bigram b = heap.back();
-    heap.pop_back();
-    Symbol& l = sym[b.left];
-    Symbol& r = sym[b.right];
-    // Stale: one side was merged away or grew since this pair was queued.
-    if (l.n == 0 || r.n == 0 || l.next != b.right || l.n + r.n != b.size) continue;
+    const MergeCandidate c = heap.pop();
+    Symbol& l = sym[c.left()];
+    // Stale: the left side was merged away, or either side grew since this pair was queued
+    // (a symbol's start never moves, so the same byte length means the same pair).
+    if (l.n == 0 || l.next < 0) continue;
+    Symbol& r = sym[l.next];
+    if (l.n + r.n != c.size) continue;
     l.n += r.n;
     r.n = 0;
     l.next = r.next;
-    if (r.next >= 0) sym[r.next].prev = b.left;
-    try_pair(l.prev, b.left);
-    try_pair(b.left, l.next);
+    if (r.next >= 0) sym[r.next].prev = c.left();
+    try_pair(l.prev, c.left());
+    try_pair(c.left(), l.next);
   }
 
   for (int32_t i = 0; i >= 0; i = sym[i].next) emit_symbol(v, text.substr(sym[i].begin, sym[i].n), out);
