@@ -6,6 +6,7 @@
 #include <random>
 #include <thread>
 
+#include "app/chat_format.h"
 #include "cli/commands.h"
 #include "gguf/gguf.h"
 #include "kernels/thread_pool.h"
@@ -30,6 +31,9 @@ struct RunOptions {
   std::vector<std::string> stops;
   SamplerParams sampling;
   int64_t seed = -1;
+  bool chat = false;           // -p is a user turn, formatted with the model's chat template
+  std::string system;          // with --chat: a system message first
+  std::string chat_template;   // with --chat: a template file instead of the model's
 };
 
 double mib(size_t b) { return b / (1024.0 * 1024.0); }
@@ -53,7 +57,19 @@ int run(const RunOptions& o) {
                model->config().describe().c_str(), mib(model->weight_bytes()), mib(session.cache().bytes()),
                o.kv_type.c_str(), session.n_ctx(), threads, static_cast<unsigned long long>(sp.seed));
 
-  std::vector<int32_t> prompt = tok->encode(o.prompt, true, false);
+  std::vector<int32_t> prompt;
+  if (o.chat) {
+    std::string warning;
+    ChatFormatter fmt(model->file(), *tok, o.chat_template, &warning);
+    if (!warning.empty()) std::fprintf(stderr, "slm: warning: %s\n", warning.c_str());
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+    if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
+    messages.push_back({{"role", "user"}, {"content", o.prompt}});
+    prompt = fmt.encode(messages, /*add_generation_prompt=*/true);
+  } else {
+    if (!o.system.empty() || !o.chat_template.empty()) throw Error("--system and --chat-template need --chat");
+    prompt = tok->encode(o.prompt, true, false);
+  }
   if (prompt.empty()) throw Error("the prompt is empty (and the model adds no BOS token)");
   if (static_cast<int>(prompt.size()) > session.n_ctx())
     throw Error("prompt of " + std::to_string(prompt.size()) + " tokens is longer than the context of " +
@@ -106,6 +122,9 @@ Action add_run(CLI::App& app) {
   sub->add_option("-c,--ctx", o->ctx, "Context size (default: the model's, at most 4096)");
   sub->add_option("--kv-type", o->kv_type, "KV cache type: f32 or f16")->capture_default_str();
   sub->add_option("--stop", o->stops, "Stop generating at this text (repeatable)");
+  sub->add_flag("--chat", o->chat, "Send the prompt as a user turn through the model's chat template");
+  sub->add_option("--system", o->system, "With --chat: a system message before the prompt");
+  sub->add_option("--chat-template", o->chat_template, "With --chat: a Jinja template file instead of the model's");
   return [o] { return run(*o); };
 }
 
