@@ -173,9 +173,11 @@ Vocab load_vocab(const GgufFile& f) {
     if (int32_t id = v.find(t); id >= 0) force_control(id);
   for (const char* t : kEogTexts)
     if (int32_t id = v.find(t); id >= 0) { v.eog.insert(id); force_control(id); }
-  // </s> ends generation wherever it exists, but it keeps its type (Phi-3 has it as a
-  // user-defined token that plain text does match).
-  if (int32_t id = v.find("</s>"); id >= 0) v.eog.insert(id);
+  // </s> and <eos> end generation wherever they exist (Gemma 3 instruct files name
+  // <end_of_turn> as EOS, yet the model may still emit <eos>), but they keep their type:
+  // Phi-3 has </s> as a user-defined token that plain text does match.
+  for (const char* t : {"</s>", "<eos>"})
+    if (int32_t id = v.find(t); id >= 0) v.eog.insert(id);
   for (int32_t id : {v.eos, v.eot, v.eom})
     if (id >= 0) v.eog.insert(id);
 

@@ -117,6 +117,11 @@ TEST(Special, EndOfGeneration) {
   EXPECT_TRUE(g.is_eog(g.eos()));
   EXPECT_TRUE(g.is_eog(g.find_token("<end_of_turn>")));
   EXPECT_FALSE(g.is_eog(g.find_token("<start_of_turn>")));
+  const Tokenizer& g3 = vocab("gemma-3");
+  EXPECT_EQ(g3.eos(), 106);  // <end_of_turn> in instruction-tuned files
+  EXPECT_TRUE(g3.is_eog(106));
+  EXPECT_TRUE(g3.is_eog(g3.find_token("<eos>")));
+  EXPECT_FALSE(g3.is_eog(g3.bos()));
   const Tokenizer& phi = vocab("phi-3");
   EXPECT_TRUE(phi.is_eog(32000));
   EXPECT_TRUE(phi.is_eog(32007));  // <|end|>
