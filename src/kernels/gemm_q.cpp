@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 
 #include "kernels/vec_dot_kernels.h"
 #include "kernels/vec_dot_simd.h"
@@ -126,6 +127,152 @@ void tile(int64_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, 
     for (int i = 0; i < RM; ++i) y[j * ys + i] = vdot::hsum(acc[i][j]);
 }
 
+// K-quant tiles: per super-block, the integer sums of RM rows × RN tokens are accumulated
+// over the sub-blocks with each row's scales (maddubs, then madd with the scale), and the
+// rows' scale unpacking is shared by the RN tokens; the min/offset term comes from the
+// activations' bsums once per (row, token, super-block).
+template <bool kFifthBit, int RM, int RN>
+void tile_q45_K(int64_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, int64_t ys) {
+  using Block = std::conditional_t<kFifthBit, block_q5_K, block_q4_K>;
+  const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
+  __m256 acc[RM][RN];
+  for (int i = 0; i < RM; ++i)
+    for (int j = 0; j < RN; ++j) acc[i][j] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < nb; ++k) {
+    const Block* b[RM];
+    const block_q8_K* x[RN];
+    uint8_t sc[RM][8];
+    __m256i mins16[RM];  // each sub-block's min repeated for its two groups of 16 (bsums order)
+    for (int i = 0; i < RM; ++i) {
+      b[i] = &reinterpret_cast<const Block*>(w + i * ws)[k];
+      alignas(16) uint8_t mn2[16];
+      for (int g = 0; g < 8; ++g) {
+        uint8_t m;
+        unpack_scale_min_k4(g, b[i]->scales, &sc[i][g], &m);
+        mn2[2 * g] = mn2[2 * g + 1] = m;
+      }
+      mins16[i] = _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(mn2)));
+    }
+    for (int j = 0; j < RN; ++j) x[j] = &reinterpret_cast<const block_q8_K*>(a + j * as)[k];
+    __m256i isum[RM][RN];
+    for (int i = 0; i < RM; ++i)
+      for (int j = 0; j < RN; ++j) isum[i][j] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      __m256i lo[RM], hi[RM], slo[RM], shi[RM];
+      for (int i = 0; i < RM; ++i) {
+        const __m256i q = vdot::loadu256(b[i]->qs + 32 * c);
+        lo[i] = _mm256_and_si256(q, m4);
+        hi[i] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if constexpr (kFifthBit) {
+          const __m256i qh = vdot::loadu256(b[i]->qh);
+          lo[i] = _mm256_or_si256(lo[i], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
+          hi[i] = _mm256_or_si256(hi[i], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
+        }
+        slo[i] = _mm256_set1_epi16(sc[i][2 * c]);
+        shi[i] = _mm256_set1_epi16(sc[i][2 * c + 1]);
+      }
+      for (int j = 0; j < RN; ++j) {
+        const __m256i ylo = vdot::loadu256(x[j]->qs + 64 * c);
+        const __m256i yhi = vdot::loadu256(x[j]->qs + 64 * c + 32);
+        for (int i = 0; i < RM; ++i) {
+          const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo[i], ylo), slo[i]),
+                                             _mm256_madd_epi16(_mm256_maddubs_epi16(hi[i], yhi), shi[i]));
+          isum[i][j] = _mm256_add_epi32(isum[i][j], p);
+        }
+      }
+    }
+    for (int j = 0; j < RN; ++j) {
+      const __m256i bsums = vdot::loadu256(x[j]->bsums);
+      for (int i = 0; i < RM; ++i) {
+        const float dy = x[j]->d;
+        const __m256 msum = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins16[i], bsums));
+        acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(dy * vdot::h2f(b[i]->d)), _mm256_cvtepi32_ps(isum[i][j]), acc[i][j]);
+        acc[i][j] = _mm256_fnmadd_ps(_mm256_set1_ps(dy * vdot::h2f(b[i]->dmin)), msum, acc[i][j]);
+      }
+    }
+  }
+  for (int j = 0; j < RN; ++j)
+    for (int i = 0; i < RM; ++i) y[j * ys + i] = vdot::hsum(acc[i][j]);
+}
+
+alignas(16) constexpr uint8_t kPairMaskK[8][16] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},
+    {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
+    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9},
+    {10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13},
+    {14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
+};
+
+template <int RM, int RN>
+void tile_q6_K(int64_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, int64_t ys) {
+  const __m256i m4 = _mm256_set1_epi8(0xF), m30 = _mm256_set1_epi8(0x30);
+  __m256 acc[RM][RN];
+  for (int i = 0; i < RM; ++i)
+    for (int j = 0; j < RN; ++j) acc[i][j] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < nb; ++k) {
+    const block_q6_K* b[RM];
+    const block_q8_K* x[RN];
+    __m128i sc[RM];
+    for (int i = 0; i < RM; ++i) {
+      b[i] = &reinterpret_cast<const block_q6_K*>(w + i * ws)[k];
+      sc[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i]->scales));
+    }
+    for (int j = 0; j < RN; ++j) x[j] = &reinterpret_cast<const block_q8_K*>(a + j * as)[k];
+    __m256i isum[RM][RN];
+    for (int i = 0; i < RM; ++i)
+      for (int j = 0; j < RN; ++j) isum[i][j] = _mm256_setzero_si256();
+    for (int half = 0; half < 2; ++half) {
+      for (int kk = 0; kk < 4; ++kk) {
+        __m256i q[RM], s[RM];
+        for (int i = 0; i < RM; ++i) {
+          const __m256i ql = vdot::loadu256(b[i]->ql + 64 * half + 32 * (kk & 1));
+          const __m256i qh = vdot::loadu256(b[i]->qh + 32 * half);
+          // chunk kk: low (kk < 2) or high (kk >= 2) nibbles of ql, bits 2kk..2kk+1 of qh.
+          const __m256i nib = kk < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+          __m256i hb;
+          switch (kk) {
+            case 0: hb = _mm256_slli_epi16(qh, 4); break;
+            case 1: hb = _mm256_slli_epi16(qh, 2); break;
+            case 2: hb = qh; break;
+            default: hb = _mm256_srli_epi16(qh, 2); break;
+          }
+          q[i] = _mm256_or_si256(nib, _mm256_and_si256(hb, m30));
+          s[i] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+              sc[i], _mm_load_si128(reinterpret_cast<const __m128i*>(kPairMaskK[4 * half + kk]))));
+        }
+        for (int j = 0; j < RN; ++j) {
+          const __m256i yv = vdot::loadu256(x[j]->qs + 128 * half + 32 * kk);
+          for (int i = 0; i < RM; ++i)
+            isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(_mm256_maddubs_epi16(q[i], yv), s[i]));
+        }
+      }
+    }
+    for (int j = 0; j < RN; ++j) {
+      const __m256i bsums = vdot::loadu256(x[j]->bsums);
+      for (int i = 0; i < RM; ++i) {
+        // codes are value + 32: subtract 32·Σ scale·bsum.
+        const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(sc[i]), bsums), 5);
+        acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(x[j]->d * vdot::h2f(b[i]->d)),
+                                    _mm256_cvtepi32_ps(_mm256_sub_epi32(isum[i][j], off)), acc[i][j]);
+      }
+    }
+  }
+  for (int j = 0; j < RN; ++j)
+    for (int i = 0; i < RM; ++i) y[j * ys + i] = vdot::hsum(acc[i][j]);
+}
+
+using TileFn = void (*)(int64_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, int64_t ys);
+
+// A family of tiles: RM rows × RN tokens, and RM rows × 1 token for leftover tokens.
+struct Tiles {
+  int rm, rn;
+  int64_t block;  // values per weight block
+  TileFn full, one_token;
+};
+
 #if defined(__AVX512VL__)
 constexpr int kRM = 4, kRN = 4;  // 32 vector registers: 16 accumulators fit
 #else
@@ -133,23 +280,31 @@ constexpr int kRM = 4, kRN = 2;  // 16 vector registers
 #endif
 
 template <typename Dec>
-void gemm_tiled(int64_t n, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, int64_t n_tok,
+constexpr Tiles legacy_tiles() {
+  return {kRM, kRN, QK, tile<Dec, kRM, kRN>, tile<Dec, kRM, 1>};
+}
+
+// K tiles: one row × 4 tokens measured fastest (an integer and a float accumulator per
+// pair plus the unpacked codes and scales of each row must stay in registers).
+constexpr Tiles kTilesQ4_K = {1, 4, QK_K, tile_q45_K<false, 1, 4>, tile_q45_K<false, 1, 1>};
+constexpr Tiles kTilesQ5_K = {1, 4, QK_K, tile_q45_K<true, 1, 4>, tile_q45_K<true, 1, 1>};
+constexpr Tiles kTilesQ6_K = {1, 4, QK_K, tile_q6_K<1, 4>, tile_q6_K<1, 1>};
+
+void gemm_tiled(const Tiles& tl, int64_t n, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, int64_t n_tok,
                 float* y, int64_t ys, int64_t r_begin, int64_t r_end, vdot::DotFn dot) {
-  const int64_t nb = n / QK;
+  const int64_t nb = n / tl.block;
   int64_t rb = static_cast<int64_t>(kRowBlockBytes / std::max<size_t>(ws, 1));
-  rb = std::max<int64_t>(kRM, rb / kRM * kRM);
+  rb = std::max<int64_t>(tl.rm, rb / tl.rm * tl.rm);
   for (int64_t r0 = r_begin; r0 < r_end; r0 += rb) {
     const int64_t r1 = std::min(r_end, r0 + rb);
-    const int64_t r_tiled = r0 + (r1 - r0) / kRM * kRM;
+    const int64_t r_tiled = r0 + (r1 - r0) / tl.rm * tl.rm;
     int64_t t = 0;
-    for (; t + kRN <= n_tok; t += kRN)
-      for (int64_t r = r0; r < r_tiled; r += kRM)
-        tile<Dec, kRM, kRN>(nb, w + static_cast<size_t>(r) * ws, ws, a + static_cast<size_t>(t) * as, as,
-                            y + t * ys + r, ys);
-    for (int64_t r = r0; r < r_tiled; r += kRM)  // leftover tokens, one at a time
+    for (; t + tl.rn <= n_tok; t += tl.rn)
+      for (int64_t r = r0; r < r_tiled; r += tl.rm)
+        tl.full(nb, w + static_cast<size_t>(r) * ws, ws, a + static_cast<size_t>(t) * as, as, y + t * ys + r, ys);
+    for (int64_t r = r0; r < r_tiled; r += tl.rm)  // leftover tokens, one at a time
       for (int64_t tt = t; tt < n_tok; ++tt)
-        tile<Dec, kRM, 1>(nb, w + static_cast<size_t>(r) * ws, ws, a + static_cast<size_t>(tt) * as, as,
-                          y + tt * ys + r, ys);
+        tl.one_token(nb, w + static_cast<size_t>(r) * ws, ws, a + static_cast<size_t>(tt) * as, as, y + tt * ys + r, ys);
     gemm_generic(dot, n, w, ws, a, as, 0, n_tok, y, ys, r_tiled, r1);  // leftover rows
   }
 }
@@ -178,10 +333,13 @@ void gemm_q(GgmlType t, int64_t n, const void* wv, size_t ws, const void* av, si
   const auto* a = static_cast<const uint8_t*>(av);
 #if defined(__AVX2__)
   switch (t) {
-    case GgmlType::Q4_0: return gemm_tiled<DecQ4_0>(n, w, ws, a, as, n_tok, y, ys, r_begin, r_end, dot);
-    case GgmlType::Q5_0: return gemm_tiled<DecQ5_0>(n, w, ws, a, as, n_tok, y, ys, r_begin, r_end, dot);
-    case GgmlType::Q8_0: return gemm_tiled<DecQ8_0>(n, w, ws, a, as, n_tok, y, ys, r_begin, r_end, dot);
-    case GgmlType::IQ4_NL: return gemm_tiled<DecIQ4_NL>(n, w, ws, a, as, n_tok, y, ys, r_begin, r_end, dot);
+    case GgmlType::Q4_0: return gemm_tiled(legacy_tiles<DecQ4_0>(), n, w, ws, a, as, n_tok, y, ys, r_begin, r_end, dot);
+    case GgmlType::Q5_0: return gemm_tiled(legacy_tiles<DecQ5_0>(), n, w, ws, a, as, n_tok, y, ys, r_begin, r_end, dot);
+    case GgmlType::Q8_0: return gemm_tiled(legacy_tiles<DecQ8_0>(), n, w, ws, a, as, n_tok, y, ys, r_begin, r_end, dot);
+    case GgmlType::IQ4_NL: return gemm_tiled(legacy_tiles<DecIQ4_NL>(), n, w, ws, a, as, n_tok, y, ys, r_begin, r_end, dot);
+    case GgmlType::Q4_K: return gemm_tiled(kTilesQ4_K, n, w, ws, a, as, n_tok, y, ys, r_begin, r_end, dot);
+    case GgmlType::Q5_K: return gemm_tiled(kTilesQ5_K, n, w, ws, a, as, n_tok, y, ys, r_begin, r_end, dot);
+    case GgmlType::Q6_K: return gemm_tiled(kTilesQ6_K, n, w, ws, a, as, n_tok, y, ys, r_begin, r_end, dot);
     default: break;
   }
 #endif
