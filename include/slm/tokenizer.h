@@ -12,6 +12,8 @@ namespace slm {
 
 class GgufFile;
 
+// All methods are const and keep no mutable state: one Tokenizer serves any number of threads.
+// Ids outside [0, n_vocab) throw slm::Error.
 class Tokenizer {
  public:
   // Throws slm::Error naming the key when the metadata is missing or inconsistent.
@@ -21,11 +23,14 @@ class Tokenizer {
   // add_special: add BOS/EOS as the metadata's add_bos/add_eos flags say.
   // parse_special: recognise CONTROL token text (e.g. "<|eot_id|>") inside the text; plain
   // user text must be encoded with parse_special = false. USER_DEFINED tokens always match.
+  // Any byte string is accepted (invalid UTF-8 goes through byte fallback / byte tokens).
   virtual std::vector<int32_t> encode(std::string_view text, bool add_special,
                                       bool parse_special) const = 0;
 
   // ids -> text. render_special: print CONTROL tokens' text. Drops SentencePiece's leading
-  // space of the first piece where the model does.
+  // space of the first text-producing piece where the model adds a space prefix. Returns the
+  // exact bytes (no clean-up of spaces before punctuation, invalid UTF-8 kept as is), so
+  // decode(encode(text)) == text wherever the vocabulary can represent every byte.
   virtual std::string decode(const std::vector<int32_t>& ids, bool render_special = false) const = 0;
   // The raw bytes one token stands for (byte-fallback <0xNN> gives that byte; '▁' -> ' ';
   // gpt2 byte characters mapped back). CONTROL tokens give their text only if render_special.
@@ -63,7 +68,9 @@ class StreamDecoder {
       : tok_(tok), render_special_(render_special) {}
   // Returns the text that became complete with this token (possibly empty).
   std::string push(int32_t id);
-  // Whatever is still pending (an incomplete UTF-8 tail is returned as is).
+  // Whatever is still pending (an incomplete UTF-8 tail is returned as is). Bytes that can
+  // never become valid UTF-8 are not held back by push(); callers that need valid UTF-8 (JSON)
+  // must replace them.
   std::string flush();
 
  private:
