@@ -53,21 +53,6 @@ Value sort_key(Interp& in, const Value& item, const std::vector<std::string>& at
   return Value::make_list(std::move(parts));
 }
 
-std::string escape_html(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 // Python int(str): optional sign, digits with single underscores, surrounding whitespace.
 bool parse_py_int(const std::string& raw, int64_t base, int64_t& out) {
   std::string s = py_strip(raw, nullptr, true, true);
@@ -163,9 +148,22 @@ List select_items(Interp& in, const Value& v, const CallArgs& a, bool want, bool
 
 }  // namespace
 
+static Value apply_filter_impl(Interp& in, const std::string& name, const Value& v, CallArgs& a);
+
 Value apply_filter(Interp& in, const std::string& name, const Value& v, CallArgs& a) {
+  Value r = apply_filter_impl(in, name, v, a);
+  // Text filters keep a Markup string Markup (jinja2 runs them through Markup's methods).
+  if (v.markup && r.is_string() &&
+      (name == "upper" || name == "lower" || name == "trim" || name == "string" || name == "capitalize" ||
+       name == "title" || name == "replace" || name == "indent" || name == "center" || name == "default" ||
+       name == "d" || name == "first" || name == "last" || name == "reverse"))
+    r.markup = true;
+  return r;
+}
+
+static Value apply_filter_impl(Interp& in, const std::string& name, const Value& v, CallArgs& a) {
   const std::string& n = name;
-  if (n == "safe") return v;
+  if (n == "safe") return v.markup ? v : make_markup(to_str(v));
   if (n == "default" || n == "d") {
     bool boolean = arg_bool(a, 1, "boolean", false);
     if (v.is_undefined() || (boolean && !v.truthy())) return arg(a, 0, "default_value", Value::string(""));
@@ -294,7 +292,8 @@ Value apply_filter(Interp& in, const std::string& name, const Value& v, CallArgs
     if (method == "ceil") return Value::number(std::ceil(v.as_double() * p) / p);
     throw Error("round filter: method must be common, ceil or floor");
   }
-  if (n == "escape" || n == "e" || n == "forceescape") return Value::string(escape_html(to_str(v)));
+  if (n == "escape" || n == "e") return v.markup ? v : make_markup(escape_html(to_str(v)));
+  if (n == "forceescape") return make_markup(escape_html(to_str(v)));
   if (n == "pprint") return Value::string(to_repr(v));
   if (n == "center") {
     Value width = arg(a, 0, "width", Value::integer(80));

@@ -358,8 +358,19 @@ Value Interp::get_attr(const Value& obj, const std::string& name) {
     case Kind::String:
     case Kind::List: {
       Value m = get_method(*this, obj, name);
-      if (!m.is_undefined()) return m;
-      break;
+      if (m.is_undefined()) break;
+      if (obj.markup) {  // Markup's methods return Markup
+        auto inner = m.func;
+        return Value::function(name, [inner](CallArgs& a) {
+          Value r = inner->fn(a);
+          if (r.is_string()) r.markup = true;
+          if (r.is_list_like())
+            for (auto& x : *r.list)
+              if (x.is_string()) x.markup = true;
+          return r;
+        });
+      }
+      return m;
     }
     default: break;
   }

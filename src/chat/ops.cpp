@@ -26,7 +26,9 @@ static Value repeat(Interp& in, const Value& seq, int64_t n) {
     std::string out;
     out.reserve(seq.s.size() * size_t(n));
     for (int64_t k = 0; k < n; ++k) out += seq.s;
-    return Value::string(std::move(out));
+    Value r = Value::string(std::move(out));
+    r.markup = seq.markup;
+    return r;
   }
   in.check_items(total);
   List out;
@@ -55,7 +57,12 @@ Value binary_op(Interp& in, const std::string& op, const Value& a, const Value& 
       if (__builtin_add_overflow(a.as_int(), b.as_int(), &r)) throw Error("integer overflow");
       return Value::integer(r);
     }
-    if (a.is_string() && b.is_string()) return Value::string(a.s + b.s);
+    if (a.is_string() && b.is_string()) {
+      // markupsafe: Markup + str escapes the plain side and stays Markup.
+      if (a.markup || b.markup)
+        return make_markup((a.markup ? a.s : escape_html(a.s)) + (b.markup ? b.s : escape_html(b.s)));
+      return Value::string(a.s + b.s);
+    }
     if (a.is_list_like() && a.kind == b.kind) {
       in.check_items(a.list->size() + b.list->size());
       List out = *a.list;
@@ -98,7 +105,20 @@ Value binary_op(Interp& in, const std::string& op, const Value& a, const Value& 
     return Value::integer(q);
   }
   if (op == "%") {
-    if (a.is_string()) return Value::string(py_format(in, a.s, b));
+    if (a.is_string()) {
+      if (!a.markup) return Value::string(py_format(in, a.s, b));
+      // Markup % args escapes the arguments.
+      auto esc = [](const Value& x) { return x.is_string() && !x.markup ? make_markup(escape_html(x.s)) : x; };
+      Value args = b;
+      if (b.kind == Kind::Tuple) {
+        List items;
+        for (auto& x : *b.list) items.push_back(esc(x));
+        args = Value::make_tuple(std::move(items));
+      } else {
+        args = esc(b);
+      }
+      return make_markup(py_format(in, a.s, args));
+    }
     if (!nums) throw type_error("%", a, b);
     if (b.as_double() == 0) throw Error("integer division or modulo by zero");
     if (floats) return Value::number(py_fmod(a.as_double(), b.as_double()));

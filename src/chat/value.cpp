@@ -91,6 +91,28 @@ Value Value::string(std::string x) {
   v.s = std::move(x);
   return v;
 }
+Value make_markup(std::string s) {
+  Value v = Value::string(std::move(s));
+  v.markup = true;
+  return v;
+}
+
+std::string escape_html(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&#34;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
 Value Value::make_list(List items) {
   Value v;
   v.kind = Kind::List;

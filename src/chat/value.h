@@ -28,6 +28,7 @@ struct Value {
   int64_t i = 0;
   double f = 0;
   std::string s;                   // String; for Undefined: the name that was missing
+  bool markup = false;             // String marked safe (markupsafe.Markup): see ops.cpp
   std::shared_ptr<List> list;      // List, Tuple
   std::shared_ptr<Dict> dict;      // Dict, Namespace
   std::shared_ptr<Callable> func;  // Func
@@ -111,5 +112,9 @@ struct JsonOptions {
 };
 // Python's json.dumps(value, ...) with the options above.
 std::string to_json(const Value& v, const JsonOptions& opt);
+
+// HTML escaping as markupsafe does it (& < > " ').
+std::string escape_html(const std::string& s);
+Value make_markup(std::string s);
 
 }  // namespace slm::jinja

@@ -107,6 +107,14 @@ TEST(ChatFilters, DictAndListMethods) {
   EXPECT_EQ(render("{{ [1, 2, 1].count(1) }}{{ [5, 6].index(6) }}"), "21");
 }
 
+TEST(ChatFilters, SafeStringsBehaveLikeMarkup) {
+  // markupsafe: Markup + str escapes the str; ~ joins plain strings; escape is idempotent.
+  EXPECT_EQ(render("{{ ('<a>'|safe) + '<b>' }}|{{ '<b>' + ('<a>'|safe) }}|{{ ('<a>'|safe) ~ '<b>' }}"),
+            "<a>&lt;b&gt;|&lt;b&gt;<a>|<a><b>");
+  EXPECT_EQ(render("{{ '<'|escape + '<' }}|{{ '<'|e|e }}|{{ ('%s<'|safe) % '<' }}|{{ ('<a>'|safe)|upper + '<' }}"),
+            "&lt;&lt;|&lt;|&lt;<|<A>&lt;");
+}
+
 TEST(ChatFilters, UnknownFilterOrTestIsAnError) {
   EXPECT_THROW(render("{{ 1|no_such_filter }}"), slm::Error);
   EXPECT_THROW(render("{{ 1 is no_such_test }}"), slm::Error);
