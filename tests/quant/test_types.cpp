@@ -41,7 +41,12 @@ TEST(QuantTypes, TableMatchesDocumentedSizes) {
                       {14, "Q6_K", 256, 210}, {15, "Q8_K", 256, 292}, {20, "IQ4_NL", 32, 18},
                       {23, "IQ4_XS", 256, 136}, {24, "I8", 1, 1},    {25, "I16", 1, 2},
                       {26, "I32", 1, 4},     {27, "I64", 1, 8},     {28, "F64", 1, 8},
-                      {29, "IQ1_M", 256, 56}, {30, "BF16", 1, 2},   {39, "MXFP4", 32, 17}};
+                      {29, "IQ1_M", 256, 56}, {30, "BF16", 1, 2},   {39, "MXFP4", 32, 17},
+                      // grid/ternary formats: sizes of ggml's block structs, so such tensors
+                      // can at least be sized and skipped
+                      {16, "IQ2_XXS", 256, 66}, {17, "IQ2_XS", 256, 74}, {18, "IQ3_XXS", 256, 98},
+                      {19, "IQ1_S", 256, 50},  {21, "IQ3_S", 256, 110}, {22, "IQ2_S", 256, 82},
+                      {34, "TQ1_0", 256, 54},  {35, "TQ2_0", 256, 66}};
   for (const Row& r : rows) {
     const TypeInfo* ti = type_info(r.id);
     ASSERT_NE(ti, nullptr) << r.name;
