@@ -46,6 +46,8 @@ void Interp::append_out(std::string& out, const std::string& s) {
 
 std::string Interp::render(const Template& tpl, FramePtr globals) {
   std::string out;
+  globals_ = globals;
+  while (globals_->parent) globals_ = globals_->parent;
   try {
     exec(tpl.body, globals, out);
   } catch (const Error& e) {
@@ -224,6 +226,7 @@ void Interp::assign(const Expr& target, Value v, const FramePtr& f) {
       Value obj = eval(*target.kids[0], f);
       if (obj.kind != Kind::Namespace)
         throw Error("cannot assign attribute '" + target.name + "' on non-namespace object");
+      check_no_cycle(v, obj.dict.get());
       obj.dict->set(target.name, std::move(v));
       return;
     }
@@ -234,7 +237,10 @@ void Interp::assign(const Expr& target, Value v, const FramePtr& f) {
 Value Interp::make_macro(const Stmt& s, const FramePtr& closure, const Body* body,
                          const std::vector<Param>& params, const std::string& name) {
   (void)s;
-  return Value::function(name, [this, closure, body, &params, name](CallArgs& a) {
+  // The macro usually lives in the very scope it closes over; holding that scope weakly
+  // keeps the pair from keeping each other alive after the render.
+  std::weak_ptr<Frame> weak = closure;
+  return Value::function(name, [this, weak, body, &params, name](CallArgs& a) {
     if (++depth_ > limits_.max_call_depth) {
       --depth_;
       throw Error("chat template: recursion depth limit exceeded (" +
@@ -245,7 +251,8 @@ Value Interp::make_macro(const Stmt& s, const FramePtr& closure, const Body* bod
       ~Release() { --d; }
     } release{depth_};
     auto fr = std::make_shared<Frame>();
-    fr->parent = closure;
+    fr->parent = weak.lock();
+    if (!fr->parent) fr->parent = globals_;
     size_t k = 0;
     for (; k < params.size(); ++k) {
       const Param& p = params[k];

@@ -56,6 +56,7 @@ class Interp {
   Limits limits_;
   std::tm now_;
   uint64_t steps_ = 0;
+  FramePtr globals_;  // outermost scope (range, namespace, ...)
   int depth_ = 0;
   int eval_depth_ = 0;
   int line_ = 0;

@@ -250,12 +250,14 @@ class Lexer {
     };
     digits(p);
     bool is_float = false;
-    if (p + 1 < src_.size() && src_[p] == '.' && is_digit(src_[p + 1])) {
+    // After a '.', as in items.0.1, numbers are attribute indices, never floats.
+    bool after_dot = s > 0 && src_[s - 1] == '.';
+    if (!after_dot && p + 1 < src_.size() && src_[p] == '.' && is_digit(src_[p + 1])) {
       ++p;
       digits(p);
       is_float = true;
     }
-    if (p < src_.size() && (src_[p] == 'e' || src_[p] == 'E')) {
+    if (!after_dot && p < src_.size() && (src_[p] == 'e' || src_[p] == 'E')) {
       size_t q = p + 1;
       if (q < src_.size() && (src_[q] == '+' || src_[q] == '-')) ++q;
       if (q < src_.size() && is_digit(src_[q])) {

@@ -114,6 +114,34 @@ static Value str_method(Interp& in, const std::string& self, const std::string& 
     return fn([self, l, r, arg0](CallArgs& a) { return Value::string(py_strip(self, arg0(a, "chars"), l, r)); });
   }
   if (name == "upper") return fn([self](CallArgs&) { return Value::string(py_upper(self)); });
+  if (name == "casefold") return fn([self](CallArgs&) { return Value::string(py_lower(self)); });
+  if (name == "removeprefix" || name == "removesuffix") {
+    bool prefix = name == "removeprefix";
+    return fn([self, prefix](CallArgs& a) {
+      if (a.pos.empty()) throw Error("removeprefix/removesuffix: missing argument");
+      std::string x = arg_str(a.pos[0], "removeprefix");
+      if (x.size() <= self.size()) {
+        if (prefix && self.compare(0, x.size(), x) == 0) return Value::string(self.substr(x.size()));
+        if (!prefix && self.compare(self.size() - x.size(), x.size(), x) == 0)
+          return Value::string(self.substr(0, self.size() - x.size()));
+      }
+      return Value::string(self);
+    });
+  }
+  if (name == "partition" || name == "rpartition") {
+    bool right = name == "rpartition";
+    return fn([self, right](CallArgs& a) {
+      if (a.pos.empty()) throw Error("partition: missing separator");
+      std::string sep = arg_str(a.pos[0], "partition");
+      if (sep.empty()) throw Error("partition: empty separator");
+      size_t at = right ? self.rfind(sep) : self.find(sep);
+      if (at == std::string::npos)
+        return right ? Value::make_tuple({Value::string(""), Value::string(""), Value::string(self)})
+                     : Value::make_tuple({Value::string(self), Value::string(""), Value::string("")});
+      return Value::make_tuple({Value::string(self.substr(0, at)), Value::string(sep),
+                                Value::string(self.substr(at + sep.size()))});
+    });
+  }
   if (name == "lower") return fn([self](CallArgs&) { return Value::string(py_lower(self)); });
   if (name == "title") return fn([self](CallArgs&) { return Value::string(py_title(self)); });
   if (name == "capitalize") return fn([self](CallArgs&) { return Value::string(py_capitalize(self)); });
@@ -341,6 +369,7 @@ static Value list_method(Interp& in, const Value& self, const std::string& name)
     return fn([&in, lst](CallArgs& a) {
       if (a.pos.size() != 1) throw Error("append: expected 1 argument");
       in.check_items(lst->size() + 1);
+      check_no_cycle(a.pos[0], lst.get());
       lst->push_back(a.pos[0]);
       return Value::none();
     });
@@ -349,6 +378,7 @@ static Value list_method(Interp& in, const Value& self, const std::string& name)
       if (a.pos.size() != 1) throw Error("extend: expected 1 argument");
       List more = in.iterate(a.pos[0]);
       in.check_items(lst->size() + more.size());
+      for (auto& x : more) check_no_cycle(x, lst.get());
       lst->insert(lst->end(), more.begin(), more.end());
       return Value::none();
     });
@@ -359,6 +389,7 @@ static Value list_method(Interp& in, const Value& self, const std::string& name)
       int64_t n = int64_t(lst->size()), i = arg_int(a.pos[0], "insert");
       if (i < 0) i = std::max<int64_t>(0, i + n);
       i = std::min(i, n);
+      check_no_cycle(a.pos[1], lst.get());
       lst->insert(lst->begin() + i, a.pos[1]);
       return Value::none();
     });
@@ -439,6 +470,7 @@ static Value dict_method(Interp& in, const Value& self, const std::string& name)
       if (a.pos.empty()) throw Error("setdefault: missing key");
       if (const Value* v = d->find(a.pos[0])) return *v;
       Value def = a.pos.size() > 1 ? a.pos[1] : Value::none();
+      check_no_cycle(def, d.get());
       d->set(a.pos[0], def);
       return def;
     });
@@ -446,9 +478,15 @@ static Value dict_method(Interp& in, const Value& self, const std::string& name)
     return fn([&in, d](CallArgs& a) {
       for (auto& src : a.pos) {
         if (!src.is_mapping()) throw Error("update: a mapping is required");
-        for (auto& [k, v] : src.dict->items) d->set(k, v);
+        for (auto& [k, v] : src.dict->items) {
+          check_no_cycle(v, d.get());
+          d->set(k, v);
+        }
       }
-      for (auto& [k, v] : a.kw) d->set(k, v);
+      for (auto& [k, v] : a.kw) {
+        check_no_cycle(v, d.get());
+        d->set(k, v);
+      }
       in.check_items(d->items.size());
       return Value::none();
     });

@@ -547,6 +547,24 @@ static void json_dump(std::string& out, const Value& v, const JsonOptions& opt, 
   }
 }
 
+static bool reaches(const Value& v, const void* target, int depth) {
+  check_depth(depth);
+  if (v.is_list_like()) {
+    if (v.list.get() == target) return true;
+    for (auto& x : *v.list)
+      if (reaches(x, target, depth + 1)) return true;
+  } else if (v.is_mapping()) {
+    if (v.dict.get() == target) return true;
+    for (auto& [k, x] : v.dict->items)
+      if (reaches(x, target, depth + 1)) return true;
+  }
+  return false;
+}
+
+void check_no_cycle(const Value& v, const void* target) {
+  if (reaches(v, target, 0)) throw Error("a list, dict or namespace cannot contain itself");
+}
+
 std::string to_json(const Value& v, const JsonOptions& opt) {
   std::string out;
   json_dump(out, v, opt, 0);

@@ -113,6 +113,10 @@ struct JsonOptions {
 // Python's json.dumps(value, ...) with the options above.
 std::string to_json(const Value& v, const JsonOptions& opt);
 
+// Throws slm::Error when storing `v` inside the container at `target` would make a value
+// contain itself (Python allows it; we refuse, so values stay trees and are freed).
+void check_no_cycle(const Value& v, const void* target);
+
 // HTML escaping as markupsafe does it (& < > " ').
 std::string escape_html(const std::string& s);
 Value make_markup(std::string s);
