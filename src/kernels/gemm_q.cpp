@@ -309,6 +309,16 @@ void gemm_tiled(const Tiles& tl, int64_t n, const uint8_t* w, size_t ws, const u
   }
 }
 
+// vec_dot kernels for the tiled types are the 1 × 1 tiles: each (row, token) accumulator sees
+// the same float operations whatever the tile shape, so a token computed alone (decode) gets
+// bit-identical results to the same token inside a batch (prompt processing).
+template <TileFn F, int64_t kBlock>
+float dot_via_tile(int64_t n, const void* w, const void* a) {
+  float y;
+  F(n / kBlock, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), 0, &y, 0);
+  return y;
+}
+
 #endif  // __AVX2__
 
 void gemm_blocked(vdot::DotFn dot, int64_t n, const uint8_t* w, size_t ws, const uint8_t* a, size_t as,
@@ -322,7 +332,8 @@ void gemm_blocked(vdot::DotFn dot, int64_t n, const uint8_t* w, size_t ws, const
 
 void gemm_q(GgmlType t, int64_t n, const void* wv, size_t ws, const void* av, size_t as, int64_t n_tok,
             float* y, int64_t ys, int64_t r_begin, int64_t r_end) {
-  vdot::DotFn dot = vdot::simd_kernel(t);
+  vdot::DotFn dot = vdot::tiled_kernel(t);
+  if (!dot) dot = vdot::simd_kernel(t);
   if (!dot) dot = vdot::scalar_kernel(t);
   if (!dot) {
     const TypeInfo* ti = type_info(static_cast<uint32_t>(t));
@@ -345,5 +356,27 @@ void gemm_q(GgmlType t, int64_t n, const void* wv, size_t ws, const void* av, si
 #endif
   gemm_blocked(dot, n, w, ws, a, as, n_tok, y, ys, r_begin, r_end);
 }
+
+namespace vdot {
+
+DotFn tiled_kernel(GgmlType t) {
+#if defined(__AVX2__)
+  switch (t) {
+    case GgmlType::Q4_0: return dot_via_tile<tile<DecQ4_0, 1, 1>, QK>;
+    case GgmlType::Q5_0: return dot_via_tile<tile<DecQ5_0, 1, 1>, QK>;
+    case GgmlType::Q8_0: return dot_via_tile<tile<DecQ8_0, 1, 1>, QK>;
+    case GgmlType::IQ4_NL: return dot_via_tile<tile<DecIQ4_NL, 1, 1>, QK>;
+    case GgmlType::Q4_K: return dot_via_tile<tile_q45_K<false, 1, 1>, QK_K>;
+    case GgmlType::Q5_K: return dot_via_tile<tile_q45_K<true, 1, 1>, QK_K>;
+    case GgmlType::Q6_K: return dot_via_tile<tile_q6_K<1, 1>, QK_K>;
+    default: break;
+  }
+#else
+  (void)t;
+#endif
+  return nullptr;
+}
+
+}  // namespace vdot
 
 }  // namespace slm

@@ -18,6 +18,7 @@ namespace {
 }
 
 vdot::DotFn pick_kernel(GgmlType t, const char* what) {
+  if (vdot::DotFn f = vdot::tiled_kernel(t)) return f;
   if (vdot::DotFn f = vdot::simd_kernel(t)) return f;
   if (vdot::DotFn f = vdot::scalar_kernel(t)) return f;
   unsupported(t, what);

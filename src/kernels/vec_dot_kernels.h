@@ -14,6 +14,9 @@ using QuantizeActFn = void (*)(const float* x, void* act, int64_t n);
 // nullptr where the table has no kernel for the type.
 DotFn scalar_kernel(GgmlType weight_type);
 DotFn simd_kernel(GgmlType weight_type);  // nullptr everywhere when built without AVX2
+// gemm_q's 1 × 1 register tile as a dot kernel (types with a tile; nullptr otherwise). The
+// dispatch prefers it, so single tokens and batches round identically.
+DotFn tiled_kernel(GgmlType weight_type);
 
 // Activation encoders: scalar (the reference) and SIMD (nullptr without AVX2) for the
 // activation type (Q8_0, Q8_1, Q8_K, F16, BF16, F32).
