@@ -1,4 +1,5 @@
 #include "kernels/kernels.h"
+#include "kernels/gemm_q_matmul.h"
 
 #include <algorithm>
 #include <cmath>
@@ -105,6 +106,8 @@ void get_row(const WeightView& W, int64_t row, float* out) {
 }
 
 void matmul(ThreadPool& pool, const WeightView& W, const float* x, int64_t n_tokens, float* y) {
+  // Fast path (gemm_q_matmul.h): quantized vec_dot / gemm_q kernels for every type they cover.
+  if (matmul_quantized(pool, W, x, n_tokens, y)) return;
   const int64_t K = W.cols, N = W.rows;
   std::vector<float> rounded;
   const float* xa = x;
