@@ -174,7 +174,7 @@ Flow Interp::exec_for(const Stmt& s, const FramePtr& f, std::string& out) {
   Value loop = Value::make_dict();
   Dict& d = *loop.dict;
   const char* keys[] = {"index", "index0", "revindex", "revindex0", "first", "last",
-                        "length", "depth", "depth0", "previtem", "nextitem", "cycle"};
+                        "length", "depth", "depth0", "previtem", "nextitem", "cycle", "changed"};
   for (const char* k : keys) d.items.emplace_back(Value::string(k), Value());
   auto cur = std::make_shared<int64_t>(0);
   d.items[6].second = Value::integer(n);
@@ -183,6 +183,14 @@ Flow Interp::exec_for(const Stmt& s, const FramePtr& f, std::string& out) {
   d.items[11].second = Value::function("cycle", [cur](CallArgs& a) {
     if (a.pos.empty()) throw Error("loop.cycle: no items given");
     return a.pos[size_t(*cur) % a.pos.size()];
+  });
+  // loop.changed(*values): true the first time and whenever the values differ from the last call.
+  auto last_seen = std::make_shared<Value>();
+  d.items[12].second = Value::function("changed", [last_seen](CallArgs& a) {
+    Value now = Value::make_tuple(a.pos);
+    if (!last_seen->is_undefined() && equals(*last_seen, now)) return Value::boolean(false);
+    *last_seen = now;
+    return Value::boolean(true);
   });
   for (int64_t k = 0; k < n && k < int64_t(items->size()); ++k) {
     step();

@@ -22,6 +22,7 @@ TEST(ChatStmt, LoopVariables) {
             "1032103 2121003 3210013 ");
   EXPECT_EQ(render("{% for x in [1, 2, 3] %}{{ loop.previtem }}-{{ loop.nextitem }},{% endfor %}"), "-2,1-3,2-,");
   EXPECT_EQ(render("{% for x in [1, 2, 3] %}{{ loop.cycle('a', 'b') }}{% endfor %}"), "aba");
+  EXPECT_EQ(render("{% for x in [1, 1, 2, 1] %}{{ loop.changed(x)|int }}{% endfor %}"), "1011");
 }
 
 TEST(ChatStmt, LoopElseFilterBreakContinue) {
