@@ -147,7 +147,10 @@ static void bind_targets(const std::vector<std::string>& targets, const Value& i
 }
 
 Flow Interp::exec_for(const Stmt& s, const FramePtr& f, std::string& out) {
-  Value seq = eval(*s.expr, f);
+  return run_loop(s, f, eval(*s.expr, f), 1, out);
+}
+
+Flow Interp::run_loop(const Stmt& s, const FramePtr& f, const Value& seq, int64_t depth, std::string& out) {
   if (seq.kind == Kind::None || seq.kind == Kind::Bool || seq.is_number() || seq.kind == Kind::Func)
     throw Error("'" + type_name(seq) + "' object is not iterable");
   // Lists are walked by index on the list itself (no copy); the body may even append.
@@ -178,8 +181,29 @@ Flow Interp::exec_for(const Stmt& s, const FramePtr& f, std::string& out) {
   for (const char* k : keys) d.items.emplace_back(Value::string(k), Value());
   auto cur = std::make_shared<int64_t>(0);
   d.items[6].second = Value::integer(n);
-  d.items[7].second = Value::integer(1);
-  d.items[8].second = Value::integer(0);
+  d.items[7].second = Value::integer(depth);
+  d.items[8].second = Value::integer(depth - 1);
+  if (s.recursive) {  // {% for ... recursive %}: loop(children) renders the body one level down
+    const Stmt* stmt = &s;
+    std::weak_ptr<Frame> outer = f;
+    d.items.emplace_back(Value::string("__call__"), Value::function("loop", [this, stmt, outer, depth](CallArgs& a) {
+      if (a.pos.size() != 1) throw Error("loop() takes one iterable");
+      if (++depth_ > limits_.max_call_depth) {
+        --depth_;
+        throw Error("chat template: recursion depth limit exceeded (" + std::to_string(limits_.max_call_depth) +
+                    " nested calls)");
+      }
+      struct Release {
+        int& d;
+        ~Release() { --d; }
+      } release{depth_};
+      FramePtr fr = outer.lock();
+      if (!fr) fr = globals_;
+      std::string buf;
+      run_loop(*stmt, fr, a.pos[0], depth + 1, buf);
+      return Value::string(std::move(buf));
+    }));
+  }
   d.items[11].second = Value::function("cycle", [cur](CallArgs& a) {
     if (a.pos.empty()) throw Error("loop.cycle: no items given");
     return a.pos[size_t(*cur) % a.pos.size()];
@@ -320,6 +344,8 @@ CallArgs Interp::eval_args(const std::vector<Arg>& args, const FramePtr& f) {
 
 Value Interp::call(const Value& fn, CallArgs& args) {
   if (fn.is_undefined()) throw Error(fn.s.empty() ? "call of an undefined value" : fn.s);
+  if (fn.kind == Kind::Dict)  // the loop object of a recursive loop
+    if (const Value* c = fn.dict->find("__call__"); c && c->kind == Kind::Func) return c->func->fn(args);
   if (fn.kind != Kind::Func) throw Error("'" + type_name(fn) + "' object is not callable");
   return fn.func->fn(args);
 }

@@ -70,6 +70,8 @@ class Interp {
   Flow exec(const Body& body, const FramePtr& f, std::string& out);
   Flow exec_stmt(const Stmt& s, const FramePtr& f, std::string& out);
   Flow exec_for(const Stmt& s, const FramePtr& f, std::string& out);
+  // One run of a for loop over `seq` (depth > 1 for `loop(children)` in recursive loops).
+  Flow run_loop(const Stmt& s, const FramePtr& f, const Value& seq, int64_t depth, std::string& out);
   void assign(const Expr& target, Value v, const FramePtr& f);
   Value make_macro(const Stmt& s, const FramePtr& closure, const Body* body,
                    const std::vector<Param>& params, const std::string& name);

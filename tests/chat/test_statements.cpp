@@ -43,6 +43,13 @@ TEST(ChatStmt, LoopUnpackingAndDicts) {
   EXPECT_THROW(render("{% for x in 5 %}{% endfor %}"), slm::Error);
 }
 
+TEST(ChatStmt, RecursiveLoops) {
+  EXPECT_EQ(render("{% for x in [[1, [2]], 3] recursive %}{% if x is sequence %}({{ loop(x) }}){% else %}"
+                   "{{ x }}@{{ loop.depth }}{% endif %}{% endfor %}"),
+            "(1@2(2@3))3@1");
+  EXPECT_THROW(render("{% for x in [1] recursive %}{{ loop([1]) }}{% endfor %}"), slm::Error);
+}
+
 TEST(ChatStmt, ScopingOfSet) {
   // A set inside a loop stays inside (and is fresh each iteration); if-blocks do not scope.
   EXPECT_EQ(render("{% set t = 0 %}{% for x in [1, 2] %}{% set t = t + x %}{{ t }}{% endfor %}{{ t }}"), "120");
