@@ -89,13 +89,13 @@ Flow Interp::exec_stmt(const Stmt& s, const FramePtr& f, std::string& out) {
       return Flow::Normal;
     }
     case StmtKind::Macro:
-      f->vars[s.text] = make_macro(s, f, &s.bodies[0], s.params, s.text);
+      f->vars[s.text] = make_macro(f, &s.bodies[0], s.params, s.text);
       return Flow::Normal;
     case StmtKind::CallBlock: {
       const Expr& call_expr = *s.expr;
       Value fn = eval(*call_expr.kids[0], f);
       CallArgs args = eval_args(call_expr.args, f);
-      args.kw.emplace_back("caller", make_macro(s, f, &s.bodies[0], s.params, "caller"));
+      args.kw.emplace_back("caller", make_macro(f, &s.bodies[0], s.params, "caller"));
       append_out(out, to_str(call(fn, args)));
       return Flow::Normal;
     }
@@ -266,9 +266,8 @@ void Interp::assign(const Expr& target, Value v, const FramePtr& f) {
   }
 }
 
-Value Interp::make_macro(const Stmt& s, const FramePtr& closure, const Body* body,
+Value Interp::make_macro(const FramePtr& closure, const Body* body,
                          const std::vector<Param>& params, const std::string& name) {
-  (void)s;
   // The macro usually lives in the very scope it closes over; holding that scope weakly
   // keeps the pair from keeping each other alive after the render.
   std::weak_ptr<Frame> weak = closure;

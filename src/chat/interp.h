@@ -73,7 +73,7 @@ class Interp {
   // One run of a for loop over `seq` (depth > 1 for `loop(children)` in recursive loops).
   Flow run_loop(const Stmt& s, const FramePtr& f, const Value& seq, int64_t depth, std::string& out);
   void assign(const Expr& target, Value v, const FramePtr& f);
-  Value make_macro(const Stmt& s, const FramePtr& closure, const Body* body,
+  Value make_macro(const FramePtr& closure, const Body* body,
                    const std::vector<Param>& params, const std::string& name);
   Value eval_filter(const Expr& e, const FramePtr& f, const Value* input);
   Value eval_binary(const Expr& e, const FramePtr& f);
@@ -83,7 +83,7 @@ class Interp {
   void append_out(std::string& out, const std::string& s);
 };
 
-// Implemented in filters.cpp, tests.cpp, methods.cpp, ops.cpp, globals.cpp.
+// Implemented in filters.cpp, tests.cpp, methods.cpp, ops.cpp, strings.cpp, globals.cpp.
 Value apply_filter(Interp& in, const std::string& name, const Value& v, CallArgs& args);
 bool apply_test(Interp& in, const std::string& name, const Value& v, CallArgs& args);
 // Bound method of a str/list/dict, or undefined when there is none of that name.
