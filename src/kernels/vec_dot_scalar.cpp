@@ -8,6 +8,7 @@
 
 #include "kernels/vec_dot_kernels.h"
 #include "quant/blocks.h"
+#include "quant/formats.h"
 
 namespace slm::vdot {
 
@@ -25,60 +26,11 @@ inline uint32_t load_u32(const uint8_t* p) {
 
 // ---- activation encoders (byte-identical to quantize_row for finite input) ----------------
 
-void act_q8_0(const float* x, void* dst, int64_t n) {
-  auto* b = static_cast<block_q8_0*>(dst);
-  for (int64_t i = 0; i < n / QK; ++i, ++b, x += QK) {
-    float amax = 0;
-    for (int j = 0; j < QK; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const float d = amax / 127;
-    const float id = d ? 1.0f / d : 0.0f;
-    b->d = f32_to_fp16(d);
-    for (int j = 0; j < QK; ++j) b->qs[j] = static_cast<int8_t>(std::roundf(x[j] * id));
-  }
-}
-
-void act_q8_1(const float* x, void* dst, int64_t n) {
-  auto* b = static_cast<block_q8_1*>(dst);
-  for (int64_t i = 0; i < n / QK; ++i, ++b, x += QK) {
-    float amax = 0;
-    for (int j = 0; j < QK; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const float d = amax / 127;
-    const float id = d ? 1.0f / d : 0.0f;
-    b->d = f32_to_fp16(d);
-    int sum = 0;
-    for (int j = 0; j < QK; ++j) {
-      b->qs[j] = static_cast<int8_t>(std::roundf(x[j] * id));
-      sum += b->qs[j];
-    }
-    b->s = f32_to_fp16(sum * d);
-  }
-}
-
-void act_q8_K(const float* x, void* dst, int64_t n) {
-  auto* b = static_cast<block_q8_K*>(dst);
-  for (int64_t i = 0; i < n / QK_K; ++i, ++b, x += QK_K) {
-    float amax = 0, max = 0;
-    for (int j = 0; j < QK_K; ++j) {
-      if (std::fabs(x[j]) > amax) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
-    if (amax == 0) {
-      std::memset(b, 0, sizeof *b);
-      continue;
-    }
-    const float iscale = -127.f / max;
-    for (int j = 0; j < QK_K; ++j)
-      b->qs[j] = static_cast<int8_t>(std::min(127, nearest_int(iscale * x[j])));
-    for (int g = 0; g < QK_K / 16; ++g) {
-      int sum = 0;
-      for (int l = 0; l < 16; ++l) sum += b->qs[16 * g + l];
-      b->bsums[g] = static_cast<int16_t>(sum);
-    }
-    b->d = 1 / iscale;
-  }
-}
+// The 8-bit activation formats are exactly src/quant's encoders (without quantize_row's
+// NaN scan, which a hot path does not want).
+void act_q8_0(const float* x, void* dst, int64_t n) { quantize_q8_0(x, dst, n); }
+void act_q8_1(const float* x, void* dst, int64_t n) { quantize_q8_1(x, dst, n); }
+void act_q8_K(const float* x, void* dst, int64_t n) { quantize_q8_K(x, dst, n); }
 
 void act_f16(const float* x, void* dst, int64_t n) {
   auto* h = static_cast<uint16_t*>(dst);

@@ -1,5 +1,6 @@
 // Per-format scalar (de)quantizers behind dequantize_row / quantize_row. Internal to
-// src/quant. Each takes n values, n a multiple of the format's block size.
+// src/quant, except that the kernels' scalar path encodes activations with the 8-bit ones.
+// Each takes n values, n a multiple of the format's block size.
 #pragma once
 #include <cstdint>
 
