@@ -31,6 +31,20 @@ void Job::push(JobEvent e) {
   cv_.notify_all();
 }
 
+// The sampler chain for a request; without a seed, a fresh random one.
+static SamplerParams sampler_params(const SamplingParams& p) {
+  SamplerParams sp;
+  sp.temp = p.temperature;
+  sp.top_k = p.top_k;
+  sp.top_p = p.top_p;
+  sp.min_p = p.min_p;
+  sp.presence_penalty = p.presence_penalty;
+  sp.frequency_penalty = p.frequency_penalty;
+  sp.repeat_penalty = p.repeat_penalty;
+  sp.seed = p.seed ? *p.seed : std::random_device{}();
+  return sp;
+}
+
 struct Scheduler::Slot {
   std::shared_ptr<Job> job;
   std::unique_ptr<KvCache> cache;
@@ -76,16 +90,8 @@ std::shared_ptr<Job> Scheduler::submit(CompletionRequest req, std::vector<int32_
     e.code = "context_length_exceeded";
     throw e;
   }
-  SamplerParams sp;
-  sp.temp = req.sampling.temperature;
-  sp.top_k = req.sampling.top_k;
-  sp.top_p = req.sampling.top_p;
-  sp.min_p = req.sampling.min_p;
-  sp.presence_penalty = req.sampling.presence_penalty;
-  sp.frequency_penalty = req.sampling.frequency_penalty;
-  sp.repeat_penalty = req.sampling.repeat_penalty;
   try {
-    sp.validate();
+    sampler_params(req.sampling).validate();
   } catch (const Error& err) {
     e.message = err.what();
     throw e;
@@ -204,17 +210,7 @@ void Scheduler::step() {
       if (s->active() || queue_.empty()) continue;
       s->job = queue_.front();
       queue_.pop_front();
-      const SamplingParams& p = s->job->request.sampling;
-      SamplerParams sp;
-      sp.temp = p.temperature;
-      sp.top_k = p.top_k;
-      sp.top_p = p.top_p;
-      sp.min_p = p.min_p;
-      sp.presence_penalty = p.presence_penalty;
-      sp.frequency_penalty = p.frequency_penalty;
-      sp.repeat_penalty = p.repeat_penalty;
-      sp.seed = p.seed ? *p.seed : std::random_device{}();
-      s->sampler = std::make_unique<Sampler>(sp);
+      s->sampler = std::make_unique<Sampler>(sampler_params(s->job->request.sampling));
       for (int32_t t : s->job->prompt) s->sampler->accept(t);
       s->decoder = std::make_unique<StreamDecoder>(tok_);
       s->n_prompt_done = 0;
