@@ -107,6 +107,14 @@ struct Server {
 
   void completions(const httplib::Request& req, httplib::Response& res, bool chat_api) {
     if (!authorized(req, res)) return;
+    if (req.body.size() > opt.max_body) {
+      ApiError e = status_error(413);
+      e.message = "request body of " + std::to_string(req.body.size()) + " bytes is larger than the limit of " +
+                  std::to_string(opt.max_body) + " bytes";
+      sched->count_error(413);
+      send_error(res, e);
+      return;
+    }
     std::shared_ptr<Job> job;
     try {
       CompletionRequest r = parse_completion_request(req.body, chat_api);
@@ -250,7 +258,9 @@ struct Server {
     // One thread per open connection: a kept-alive idle connection holds its thread, so the
     // pool must be larger than the clients we expect at once (httplib's default is 8).
     http.new_task_queue = [] { return new httplib::ThreadPool(256); };
-    http.set_payload_max_length(opt.max_body);
+    // Bodies somewhat over --max-body are still read, so the client gets its 413 instead of a
+    // reset connection while it is sending; only absurd sizes are cut off mid-upload.
+    http.set_payload_max_length(std::max<size_t>(opt.max_body, std::min<size_t>(opt.max_body * 16, 64u << 20)));
     http.set_read_timeout(opt.timeout_s, 0);
     http.set_write_timeout(opt.timeout_s, 0);
     http.set_keep_alive_max_count(1000);
