@@ -35,6 +35,10 @@ class KvCache {
   const float* value(int il, int pos, int first, int count, float* tmp) const;
   int k_width(int il) const { return layers_[il].k_width; }
   int v_width(int il) const { return layers_[il].v_width; }
+  // Layer il's rows as stored (elements of type()): position j's keys start k_width(il)
+  // elements after position j−1's. For the attention kernel, which converts as it reads.
+  const void* key_data(int il) const { return layers_[il].k.data(); }
+  const void* value_data(int il) const { return layers_[il].v.data(); }
 
  private:
   struct Layer {

@@ -1,5 +1,6 @@
 #include "kernels/kernels.h"
 #include "kernels/gemm_q_matmul.h"
+#include "kernels/simd_math.h"
 
 #include <algorithm>
 #include <cmath>
@@ -220,7 +221,12 @@ float gelu(float x) {
 }
 
 void swiglu(float* x, const float* g, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = silu(x[i]) * g[i];
+  int64_t i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(simd::silu_ps(_mm256_loadu_ps(x + i)), _mm256_loadu_ps(g + i)));
+#endif
+  for (; i < n; ++i) x[i] = silu(x[i]) * g[i];
 }
 
 void geglu(float* x, const float* g, int64_t n) {

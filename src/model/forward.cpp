@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "kernels/kernels.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -20,9 +21,6 @@ namespace slm {
 namespace {
 
 using Buf = std::vector<float>;
-
-// Rows t of a [n][width] buffer.
-inline float* row(Buf& b, int t, int64_t width) { return b.data() + t * width; }
 
 void rmsnorm_rows(ThreadPool& pool, const float* x, const float* w, float* y, int n, int64_t width, float eps) {
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
@@ -54,36 +52,58 @@ struct TokenSlot {
   int pos;
 };
 
+// Scratch buffers of a forward pass, kept per calling thread and only ever grown, so the
+// token loop does not allocate (and a 512-token prompt does not page-fault megabytes of
+// fresh memory in every layer).
+struct Workspace {
+  Buf h, a, branch, out;                  // the residual stream and the layer's input/output
+  Buf q, k, v, qkv, o;                    // attention
+  Buf g, u, gu;                           // feed-forward
+  Buf probs, xe, ye, ys;                  // mixture of experts
+  std::vector<std::vector<std::pair<int, float>>> routed;
+};
+
+float* take(Buf& b, int64_t n) {
+  if (b.size() < size_t(n)) b.resize(size_t(n));
+  return b.data();
+}
+
+const void* elements_at(const void* base, GgmlType type, int64_t i) {
+  return static_cast<const uint8_t*>(base) + i * (type == GgmlType::F16 ? 2 : 4);
+}
+
 // Self-attention of layer il for the n tokens of a batch: a (normed input) -> out.
 void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
-               const std::vector<TokenSlot>& slots, const Buf& a, int n, Buf& out) {
+               const std::vector<TokenSlot>& slots, const float* a, int n, float* out, Workspace& ws) {
   const LayerConfig& L = c.layers[il];
   const LayerWeights& lw = w.layers[il];
   const int hk = c.head_dim_k, hv = c.head_dim_v;
   const int64_t q_w = int64_t(L.n_head) * hk, k_w = int64_t(L.n_head_kv) * hk, v_w = int64_t(L.n_head_kv) * hv;
 
-  Buf q(n * q_w), k(n * k_w), v(n * v_w);
+  float* q = take(ws.q, n * q_w);
+  float* k = take(ws.k, n * k_w);
+  float* v = take(ws.v, n * v_w);
   if (c.fused_qkv) {
     const int64_t qkv_w = q_w + k_w + v_w;
-    Buf qkv(n * qkv_w);
-    matmul(pool, lw.wqkv, a.data(), n, qkv.data());
+    float* qkv = take(ws.qkv, n * qkv_w);
+    matmul(pool, lw.wqkv, a, n, qkv);
     for (int t = 0; t < n; ++t) {
-      const float* r = row(qkv, t, qkv_w);
-      std::copy(r, r + q_w, row(q, t, q_w));
-      std::copy(r + q_w, r + q_w + k_w, row(k, t, k_w));
-      std::copy(r + q_w + k_w, r + qkv_w, row(v, t, v_w));
+      const float* r = qkv + t * qkv_w;
+      std::copy(r, r + q_w, q + t * q_w);
+      std::copy(r + q_w, r + q_w + k_w, k + t * k_w);
+      std::copy(r + q_w + k_w, r + qkv_w, v + t * v_w);
     }
   } else {
-    matmul(pool, lw.wq, a.data(), n, q.data());
-    matmul(pool, lw.wk, a.data(), n, k.data());
-    matmul(pool, lw.wv, a.data(), n, v.data());
+    matmul(pool, lw.wq, a, n, q);
+    matmul(pool, lw.wk, a, n, k);
+    matmul(pool, lw.wv, a, n, v);
   }
 
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) {
       const RopeParams rp = layer_rope(c, w, il, slots[t].cache->n_ctx());
-      float* qt = row(q, t, q_w);
-      float* kt = row(k, t, k_w);
+      float* qt = q + t * q_w;
+      float* kt = k + t * k_w;
       if (c.qk_norm) {
         for (int h = 0; h < L.n_head; ++h) rmsnorm(qt + h * hk, lw.q_norm, qt + h * hk, hk, c.rms_eps);
         for (int h = 0; h < L.n_head_kv; ++h) rmsnorm(kt + h * hk, lw.k_norm, kt + h * hk, hk, c.rms_eps);
@@ -94,72 +114,70 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
       }
     }
   });
-  for (int t = 0; t < n; ++t) slots[t].cache->store(il, slots[t].pos, row(k, t, k_w), row(v, t, v_w));
+  for (int t = 0; t < n; ++t) slots[t].cache->store(il, slots[t].pos, k + t * k_w, v + t * v_w);
 
-  // Causal GQA: query head h reads KV head h / (n_head / n_head_kv); a sliding layer sees
-  // only the last `sliding_window` positions (p_q - p_k < window).
+  // Causal GQA: the `group` query heads h with h / group == kvh read KV head kvh, together
+  // (the kernel reads each cached row once for all of them); a sliding layer sees only the
+  // last `sliding_window` positions (p_q - p_k < window).
   const int group = L.n_head / L.n_head_kv;
   const int64_t o_w = int64_t(L.n_head) * hv;
-  Buf o(n * o_w);
-  pool.for_each(int64_t(n) * L.n_head, [&](int64_t job, int) {
-    const int t = static_cast<int>(job / L.n_head), h = static_cast<int>(job % L.n_head);
-    const int kvh = h / group;
+  float* o = take(ws.o, n * o_w);
+  const AttentionShape shape{hk, hv, c.attn_scale, c.attn_softcap};
+  pool.for_each(int64_t(n) * L.n_head_kv, [&](int64_t job, int) {
+    const int t = static_cast<int>(job / L.n_head_kv), kvh = static_cast<int>(job % L.n_head_kv);
     const KvCache& cache = *slots[t].cache;
     const int p = slots[t].pos;
     const int lo = L.sliding ? std::max(0, p - c.sliding_window + 1) : 0;
-    std::vector<float> scores(p - lo + 1), tmp(std::max(hk, hv));
-    const float* qh = row(q, t, q_w) + int64_t(h) * hk;
-    for (int j = lo; j <= p; ++j) {
-      float s = dot_f32(qh, cache.key(il, j, kvh * hk, hk, tmp.data()), hk) * c.attn_scale;
-      if (c.attn_softcap > 0) s = c.attn_softcap * std::tanh(s / c.attn_softcap);
-      scores[j - lo] = s;
-    }
-    softmax(scores.data(), int64_t(scores.size()));
-    float* oh = row(o, t, o_w) + int64_t(h) * hv;
-    std::fill(oh, oh + hv, 0.0f);
-    for (int j = lo; j <= p; ++j) {
-      const float* vj = cache.value(il, j, kvh * hv, hv, tmp.data());
-      const float s = scores[j - lo];
-      for (int d = 0; d < hv; ++d) oh[d] += s * vj[d];
-    }
+    const KvHeadView kv{cache.type(), elements_at(cache.key_data(il), cache.type(), int64_t(kvh) * hk),
+                        elements_at(cache.value_data(il), cache.type(), int64_t(kvh) * hv), cache.k_width(il),
+                        cache.v_width(il)};
+    thread_local Buf scores;
+    attend(q + t * q_w + int64_t(kvh) * group * hk, group, kv, lo, p, shape, o + t * o_w + int64_t(kvh) * group * hv,
+           take(scores, int64_t(group) * (p - lo + 1)));
   });
-  matmul(pool, lw.wo, o.data(), n, out.data());
+  matmul(pool, lw.wo, o, n, out);
 }
 
 // Gated FFN y = down(act(gate·x) ⊙ up·x) for n rows of x.
 void gated_ffn(ThreadPool& pool, const ModelConfig& c, const WeightView& gate, const WeightView& up,
-               const WeightView& down, const float* x, int n, float* y) {
+               const WeightView& down, const float* x, int n, float* y, Workspace& ws) {
   const int64_t ff = down.cols;
-  Buf g(n * ff), u(n * ff);
+  float* g = take(ws.g, n * ff);
+  float* u = take(ws.u, n * ff);
   if (gate.empty()) {  // fused: up gives [gate | up] per row
-    Buf gu(n * 2 * ff);
-    matmul(pool, up, x, n, gu.data());
+    float* gu = take(ws.gu, n * 2 * ff);
+    matmul(pool, up, x, n, gu);
     for (int t = 0; t < n; ++t) {
-      std::copy(&gu[t * 2 * ff], &gu[t * 2 * ff + ff], &g[t * ff]);
-      std::copy(&gu[t * 2 * ff + ff], &gu[(t + 1) * 2 * ff], &u[t * ff]);
+      std::copy(gu + t * 2 * ff, gu + t * 2 * ff + ff, g + t * ff);
+      std::copy(gu + t * 2 * ff + ff, gu + (t + 1) * 2 * ff, u + t * ff);
     }
   } else {
-    matmul(pool, gate, x, n, g.data());
-    matmul(pool, up, x, n, u.data());
+    matmul(pool, gate, x, n, g);
+    matmul(pool, up, x, n, u);
   }
-  if (c.activation == FfnActivation::GeLU)
-    geglu(g.data(), u.data(), n * ff);
-  else
-    swiglu(g.data(), u.data(), n * ff);
-  matmul(pool, down, g.data(), n, y);
+  pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+    if (c.activation == FfnActivation::GeLU)
+      geglu(g + b * ff, u + b * ff, (e - b) * ff);
+    else
+      swiglu(g + b * ff, u + b * ff, (e - b) * ff);
+  });
+  matmul(pool, down, g, n, y);
 }
 
 // Mixture of experts: softmax over the router logits, keep the top k, renormalise their
 // weights to sum 1, and run only the chosen experts (tokens grouped by expert).
-void moe_ffn(ThreadPool& pool, const ModelConfig& c, const LayerWeights& lw, const Buf& x, int n, Buf& y) {
+void moe_ffn(ThreadPool& pool, const ModelConfig& c, const LayerWeights& lw, const float* x, int n, float* y,
+             Workspace& ws) {
   const int E = c.n_embd, n_exp = c.n_expert, k = c.n_expert_used;
-  Buf probs(n * n_exp);
-  matmul(pool, lw.router, x.data(), n, probs.data());
-  std::vector<std::vector<std::pair<int, float>>> routed(n_exp);  // expert -> (token, weight)
+  float* probs = take(ws.probs, int64_t(n) * n_exp);
+  matmul(pool, lw.router, x, n, probs);
+  std::vector<std::vector<std::pair<int, float>>>& routed = ws.routed;  // expert -> (token, weight)
+  routed.resize(n_exp);
+  for (auto& r : routed) r.clear();
+  std::vector<int> order(n_exp);
   for (int t = 0; t < n; ++t) {
-    float* p = &probs[t * n_exp];
+    float* p = probs + int64_t(t) * n_exp;
     softmax(p, n_exp);
-    std::vector<int> order(n_exp);
     for (int e = 0; e < n_exp; ++e) order[e] = e;
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[a] > p[b]; });
     float sum = 0;
@@ -167,29 +185,31 @@ void moe_ffn(ThreadPool& pool, const ModelConfig& c, const LayerWeights& lw, con
     sum = std::max(sum, 6.103515625e-5f);
     for (int i = 0; i < k; ++i) routed[order[i]].push_back({t, p[order[i]] / sum});
   }
-  std::fill(y.begin(), y.end(), 0.0f);
+  std::fill(y, y + int64_t(n) * E, 0.0f);
   for (int e = 0; e < n_exp; ++e) {
     const int m = static_cast<int>(routed[e].size());
     if (m == 0) continue;
-    Buf xe(m * E), ye(m * E);
-    for (int i = 0; i < m; ++i) std::copy(&x[routed[e][i].first * E], &x[(routed[e][i].first + 1) * E], &xe[i * E]);
-    gated_ffn(pool, c, lw.gate_exps.expert(e), lw.up_exps.expert(e), lw.down_exps.expert(e), xe.data(), m, ye.data());
+    float* xe = take(ws.xe, int64_t(m) * E);
+    float* ye = take(ws.ye, int64_t(m) * E);
+    for (int i = 0; i < m; ++i) std::copy_n(x + int64_t(routed[e][i].first) * E, E, xe + int64_t(i) * E);
+    gated_ffn(pool, c, lw.gate_exps.expert(e), lw.up_exps.expert(e), lw.down_exps.expert(e), xe, m, ye, ws);
     for (int i = 0; i < m; ++i) {
-      float* yt = &y[routed[e][i].first * E];
-      for (int d = 0; d < E; ++d) yt[d] += routed[e][i].second * ye[i * E + d];
+      float* yt = y + int64_t(routed[e][i].first) * E;
+      const float wt = routed[e][i].second;
+      for (int d = 0; d < E; ++d) yt[d] += wt * ye[int64_t(i) * E + d];
     }
   }
   if (c.n_ff_shared > 0) {
-    Buf ys(n * E);
-    gated_ffn(pool, c, lw.gate_shexp, lw.up_shexp, lw.down_shexp, x.data(), n, ys.data());
+    float* ys = take(ws.ys, int64_t(n) * E);
+    gated_ffn(pool, c, lw.gate_shexp, lw.up_shexp, lw.down_shexp, x, n, ys, ws);
     for (int64_t i = 0; i < int64_t(n) * E; ++i) y[i] += ys[i];
   }
 }
 
 // h += scale · (post_norm(branch)), the residual connection with the optional extras.
-void add_branch(ThreadPool& pool, const ModelConfig& c, const float* post_norm, Buf& branch, int n, Buf& h) {
+void add_branch(ThreadPool& pool, const ModelConfig& c, const float* post_norm, float* branch, int n, float* h) {
   const int E = c.n_embd;
-  if (post_norm) rmsnorm_rows(pool, branch.data(), post_norm, branch.data(), n, E, c.rms_eps);
+  if (post_norm) rmsnorm_rows(pool, branch, post_norm, branch, n, E, c.rms_eps);
   for (int64_t i = 0; i < int64_t(n) * E; ++i) h[i] += c.residual_scale == 1.0f ? branch[i] : c.residual_scale * branch[i];
 }
 
@@ -229,43 +249,49 @@ void Model::forward(ThreadPool& pool, const std::vector<SequenceBatch>& batch) c
   if (tokens.empty()) throw Error("forward: no tokens to evaluate");
   const int n = static_cast<int>(tokens.size());
 
-  Buf h(int64_t(n) * E), a(int64_t(n) * E), branch(int64_t(n) * E);
+  thread_local Workspace ws;
+  float* h = take(ws.h, int64_t(n) * E);
+  float* a = take(ws.a, int64_t(n) * E);
+  float* branch = take(ws.branch, int64_t(n) * E);
   for (int t = 0; t < n; ++t) {
-    get_row(w.token_embd, tokens[t], row(h, t, E));
+    get_row(w.token_embd, tokens[t], h + int64_t(t) * E);
     if (c.embd_scale != 1.0f)
       for (int d = 0; d < E; ++d) h[int64_t(t) * E + d] *= c.embd_scale;
   }
 
   for (int il = 0; il < c.n_layer; ++il) {
     const LayerWeights& lw = w.layers[il];
-    rmsnorm_rows(pool, h.data(), lw.attn_norm, a.data(), n, E, c.rms_eps);
-    attention(pool, c, w, il, slots, a, n, branch);
+    rmsnorm_rows(pool, h, lw.attn_norm, a, n, E, c.rms_eps);
+    attention(pool, c, w, il, slots, a, n, branch, ws);
     add_branch(pool, c, lw.post_attn_norm, branch, n, h);
 
-    rmsnorm_rows(pool, h.data(), lw.ffn_norm, a.data(), n, E, c.rms_eps);
+    rmsnorm_rows(pool, h, lw.ffn_norm, a, n, E, c.rms_eps);
     if (c.n_expert > 0)
-      moe_ffn(pool, c, lw, a, n, branch);
+      moe_ffn(pool, c, lw, a, n, branch, ws);
     else
-      gated_ffn(pool, c, lw.gate, lw.up, lw.down, a.data(), n, branch.data());
+      gated_ffn(pool, c, lw.gate, lw.up, lw.down, a, n, branch, ws);
     add_branch(pool, c, lw.post_ffn_norm, branch, n, h);
   }
 
   // Final norm and output projection for the rows whose logits are wanted only.
   const int m = static_cast<int>(out_rows.size());
-  for (int i = 0; i < m; ++i) std::copy_n(row(h, out_rows[i], E), E, row(branch, i, E));
-  rmsnorm_rows(pool, branch.data(), w.output_norm, a.data(), m, E, c.rms_eps);
-  Buf out(int64_t(m) * c.n_vocab);
-  matmul(pool, w.output, a.data(), m, out.data());
-  for (float& x : out) {
+  for (int i = 0; i < m; ++i) std::copy_n(h + int64_t(out_rows[i]) * E, E, branch + int64_t(i) * E);
+  rmsnorm_rows(pool, branch, w.output_norm, a, m, E, c.rms_eps);
+  float* out = take(ws.out, int64_t(m) * c.n_vocab);
+  matmul(pool, w.output, a, m, out);
+  for (int64_t i = 0; i < int64_t(m) * c.n_vocab; ++i) {
+    float& x = out[i];
     if (c.logit_scale != 1.0f) x *= 1.0f / c.logit_scale;
     if (c.final_softcap > 0) x = c.final_softcap * std::tanh(x / c.final_softcap);
   }
   int next = 0;
   for (const SequenceBatch& sb : batch) {
     const int rows = sb.all_logits ? sb.n : 1;
-    std::copy_n(out.data() + int64_t(next) * c.n_vocab, int64_t(rows) * c.n_vocab, sb.logits);
+    std::copy_n(out + int64_t(next) * c.n_vocab, int64_t(rows) * c.n_vocab, sb.logits);
     next += rows;
   }
+  // All-logits passes over long prompts leave a large buffer behind; do not keep it.
+  if (ws.out.size() > (size_t(1) << 24)) Buf().swap(ws.out);
 }
 
 }  // namespace slm

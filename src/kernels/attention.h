@@ -1,0 +1,39 @@
+// Scaled dot-product attention of one query position against the cached keys and values of
+// one KV head, for all the query heads that share it (grouped-query attention). Each cached
+// row is loaded once per group, converted from f16 eight values at a time, and used by every
+// query head of the group, so the cache is read once per head group rather than once per
+// query head.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "quant/types.h"
+
+namespace slm {
+
+// One KV head's rows in a cache: key j at k + j * k_stride elements, value j likewise;
+// elements are F32 or F16.
+struct KvHeadView {
+  GgmlType type = GgmlType::F32;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  int64_t k_stride = 0, v_stride = 0;
+};
+
+struct AttentionShape {
+  int head_dim_k = 0, head_dim_v = 0;
+  float scale = 1.0f;    // multiplies q·k
+  float softcap = 0.0f;  // > 0: s = softcap · tanh(s / softcap) (Gemma 2)
+};
+
+// For the n_q query heads g at q + g * head_dim_k, over positions [lo, hi]:
+//   out[g * head_dim_v ..] = Σ_j softmax_j(scale · q_g·k_j) · v_j
+// scratch must hold n_q * (hi − lo + 1) floats.
+void attend(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, const AttentionShape& s, float* out,
+            float* scratch);
+
+// The same computed one value at a time in the obvious order: the reference for tests.
+void attend_reference(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, const AttentionShape& s,
+                      float* out);
+
+}  // namespace slm

@@ -1,0 +1,127 @@
+// The attention kernel against its one-value-at-a-time reference on awkward shapes, the
+// reference against hand-computed cases, and the vectorised exp/SiLU against libm.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/kernels.h"
+#include "kernels/simd_math.h"
+#include "quant/types.h"
+
+namespace slm {
+namespace {
+
+struct Cache {
+  GgmlType type;
+  int width;  // elements per position (several heads)
+  std::vector<float> f32;
+  std::vector<uint16_t> f16;
+  Cache(GgmlType t, int positions, int w, std::mt19937& rng, float scale) : type(t), width(w) {
+    std::normal_distribution<float> d(0.0f, scale);
+    f32.resize(size_t(positions) * w);
+    for (float& x : f32) x = d(rng);
+    if (t == GgmlType::F16) {
+      f16.resize(f32.size());
+      for (size_t i = 0; i < f32.size(); ++i) f16[i] = f32_to_fp16(f32[i]);
+    }
+  }
+  const void* at(int first) const {
+    return type == GgmlType::F16 ? static_cast<const void*>(f16.data() + first) : static_cast<const void*>(f32.data() + first);
+  }
+};
+
+TEST(Attention, KernelEqualsReferenceOnAwkwardShapes) {
+  std::mt19937 rng(7);
+  struct Shape {
+    int hk, hv, n_q, positions, lo;
+    float softcap;
+  };
+  const Shape shapes[] = {{64, 64, 4, 1, 0, 0},    {64, 64, 4, 37, 0, 0},   {64, 64, 1, 200, 0, 0},
+                          {8, 8, 7, 13, 3, 0},     {128, 128, 3, 65, 10, 0}, {256, 256, 2, 90, 0, 50.0f},
+                          {72, 40, 5, 31, 30, 0},  {64, 64, 8, 513, 0, 0},  {16, 24, 6, 9, 0, 0}};
+  for (GgmlType type : {GgmlType::F32, GgmlType::F16}) {
+    for (const Shape& sh : shapes) {
+      // Two KV heads per row, attending to the second, so strides and offsets are exercised.
+      Cache k(type, sh.positions, 2 * sh.hk, rng, 1.0f), v(type, sh.positions, 2 * sh.hv, rng, 1.0f);
+      std::normal_distribution<float> d(0.0f, 1.0f);
+      std::vector<float> q(size_t(sh.n_q) * sh.hk);
+      for (float& x : q) x = d(rng);
+      const KvHeadView kv{type, k.at(sh.hk), v.at(sh.hv), 2 * sh.hk, 2 * sh.hv};
+      const AttentionShape s{sh.hk, sh.hv, 1.0f / std::sqrt(float(sh.hk)), sh.softcap};
+      const int hi = sh.positions - 1;
+      std::vector<float> out(size_t(sh.n_q) * sh.hv), ref(out.size()), scratch(size_t(sh.n_q) * (hi - sh.lo + 1));
+      attend(q.data(), sh.n_q, kv, sh.lo, hi, s, out.data(), scratch.data());
+      attend_reference(q.data(), sh.n_q, kv, sh.lo, hi, s, ref.data());
+      for (size_t i = 0; i < out.size(); ++i)
+        ASSERT_NEAR(out[i], ref[i], 2e-5f * (1 + std::fabs(ref[i])))
+            << "type " << type_name(type) << " hk " << sh.hk << " n_q " << sh.n_q << " L " << hi - sh.lo + 1 << " i " << i;
+    }
+  }
+}
+
+TEST(Attention, ReferenceMatchesHandComputedCases) {
+  // One position: the output is that position's value, whatever the scores.
+  const float k1[4] = {1, 2, 3, 4}, v1[4] = {0.5f, -1, 2, 8}, q[4] = {3, 0, -1, 2};
+  const AttentionShape s{4, 4, 0.5f, 0};
+  float out[4];
+  attend_reference(q, 1, KvHeadView{GgmlType::F32, k1, v1, 4, 4}, 0, 0, s, out);
+  for (int i = 0; i < 4; ++i) EXPECT_FLOAT_EQ(out[i], v1[i]);
+
+  // Two positions: scores 0.5·q·k = 0.5·(3−3+8) = 4 and 0.5·(0) = 0; weights e^4/(e^4+1), 1/(e^4+1).
+  const float k2[8] = {1, 2, 3, 4, 0, 0, 0, 0}, v2[8] = {1, 0, 0, 0, 0, 1, 0, 0};
+  float out2[4], scratch[2];
+  attend(q, 1, KvHeadView{GgmlType::F32, k2, v2, 4, 4}, 0, 1, s, out2, scratch);
+  const double w0 = std::exp(4.0) / (std::exp(4.0) + 1);
+  EXPECT_NEAR(out2[0], w0, 1e-6);
+  EXPECT_NEAR(out2[1], 1 - w0, 1e-6);
+  EXPECT_EQ(out2[2], 0.0f);
+  // A window starting at position 1 sees only the second row.
+  attend(q, 1, KvHeadView{GgmlType::F32, k2, v2, 4, 4}, 1, 1, s, out2, scratch);
+  EXPECT_FLOAT_EQ(out2[1], 1.0f);
+  EXPECT_EQ(out2[0], 0.0f);
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+TEST(SimdMath, ExpWithinFewUlpOfLibm) {
+  std::vector<float> xs;
+  for (float x = -100.0f; x <= 90.0f; x += 0.0137f) xs.push_back(x);
+  for (float x : {0.0f, -0.0f, 1e-8f, -1e-8f, 88.0f, 88.5f, 88.72f, 88.8f, -87.3f, -87.4f, -200.0f, -INFINITY, INFINITY})
+    xs.push_back(x);
+  while (xs.size() % 8) xs.push_back(0.0f);
+  for (size_t i = 0; i < xs.size(); i += 8) {
+    float y[8];
+    _mm256_storeu_ps(y, simd::exp_ps(_mm256_loadu_ps(&xs[i])));
+    for (int j = 0; j < 8; ++j) {
+      const float x = xs[i + j];
+      const double e = std::exp(double(x));
+      if (e > 3.4e38) {
+        EXPECT_TRUE(std::isinf(y[j]) || x <= 88.7228391f) << x;  // overflow: inf (or e^88 when clamped)
+      } else if (e < 1.2e-38) {
+        EXPECT_LE(y[j], 1.2e-38f) << x;  // underflow: flushed to zero
+      } else if (x <= 88.0f) {
+        EXPECT_NEAR(y[j], e, 4e-7 * e) << x;
+      }
+    }
+  }
+}
+
+TEST(SimdMath, SwigluMatchesFormula) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> d(0.0f, 6.0f);
+  std::vector<float> x(1003), g(1003);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = d(rng), g[i] = d(rng);
+  x[0] = -120.0f, x[1] = 120.0f, x[2] = 0.0f;
+  std::vector<float> y = x;
+  swiglu(y.data(), g.data(), int64_t(y.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = double(x[i]) / (1 + std::exp(-double(x[i]))) * g[i];
+    ASSERT_NEAR(y[i], want, 1e-6 * (1 + std::fabs(want))) << x[i];
+  }
+}
+#endif
+
+}  // namespace
+}  // namespace slm
