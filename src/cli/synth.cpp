@@ -622,7 +622,8 @@ int run_synth(const Options& o) {
       if (!p.hidden) names += std::string(names.empty() ? "" : ", ") + p.name;
     throw Error("synth: unknown preset '" + o.preset + "' (choose from " + names + ")");
   }
-  const QuantTarget target = parse_quant_target(o.type);
+  QuantTarget target = parse_quant_target(o.type);
+  target.output_q6_k = true;  // the file llama-quantize makes by default, as benchmarks compare
   const ModelSpec m = preset->make();
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 

@@ -4,6 +4,8 @@
 #include <vector>
 
 #include "kernels/gemm_q.h"
+#include "kernels/q4_0x8.h"
+#include "quant/blocks.h"
 #include "kernels/vec_dot.h"
 
 namespace slm {
@@ -17,6 +19,31 @@ bool matmul_quantized(ThreadPool& pool, const WeightView& W, const float* x, int
   thread_local std::vector<uint8_t> acts;
   if (acts.size() < as * static_cast<size_t>(n_tokens)) acts.resize(as * static_cast<size_t>(n_tokens));
   uint8_t* a = acts.data();
+  if (W.packed && W.type == GgmlType::Q4_0 && N % 8 == 0) {
+    // Interleaved Q4_0 (q4_0x8.h), decode and prompt alike; the kernel needs each activation
+    // block's code sum for the −8 offset of the weight codes.
+    const int64_t nb = K / 32;
+    thread_local std::vector<int32_t> sums;
+    if (sums.size() < static_cast<size_t>(n_tokens * nb)) sums.resize(static_cast<size_t>(n_tokens * nb));
+    int32_t* sum = sums.data();  // (the workers must not name the thread_local: they have their own)
+    pool.parallel_for(n_tokens, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; ++t) {
+        uint8_t* at = a + static_cast<size_t>(t) * as;
+        quantize_act_row(W.type, x + t * K, at, K);
+        const auto* blocks = reinterpret_cast<const quant::block_q8_0*>(at);
+        for (int64_t k = 0; k < nb; ++k) {
+          int32_t s = 0;
+          for (int i = 0; i < 32; ++i) s += blocks[k].qs[i];
+          sum[t * nb + k] = s;
+        }
+      }
+    });
+    const auto* w = reinterpret_cast<const block_q4_0x8*>(W.packed);
+    pool.parallel_for(N / 8, [&](int64_t gb, int64_t ge, int) {
+      gemm_q4_0x8(w, nb, gb, ge, a, as, sum, n_tokens, y, N);
+    });
+    return true;
+  }
   if (n_tokens == 1) {
     quantize_act_row(W.type, x, a, K);
     pool.parallel_for(N, [&](int64_t b, int64_t e, int) {

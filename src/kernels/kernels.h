@@ -19,10 +19,16 @@ struct WeightView {
   int64_t rows = 0;
   const uint8_t* data = nullptr;
   size_t row_stride = 0;
+  // Optional: the same Q4_0 rows interleaved eight at a time (q4_0x8.h), which the matmul
+  // prefers. Eight interleaved rows take the bytes of eight plain rows, so row r's group
+  // starts at packed + r * row_stride too.
+  const uint8_t* packed = nullptr;
   bool empty() const { return data == nullptr; }
   // Rows [first, first + count) as a view of their own (e.g. one expert of a stacked tensor).
   WeightView slice_rows(int64_t first, int64_t count) const {
-    return {type, cols, count, data + static_cast<size_t>(first) * row_stride, row_stride};
+    const size_t off = static_cast<size_t>(first) * row_stride;
+    const bool keep_packed = packed && first % 8 == 0 && count % 8 == 0;
+    return {type, cols, count, data + off, row_stride, keep_packed ? packed + off : nullptr};
   }
 };
 

@@ -19,6 +19,7 @@ std::unique_ptr<Model> Model::from_gguf(std::shared_ptr<const GgufFile> file) {
   try {
     m->config_ = std::make_unique<ModelConfig>(ModelConfig::from_gguf(*file));
     m->weights_ = std::make_unique<Weights>(Weights::bind(*file, *m->config_));
+    m->weights_->repack_for_cpu(file->mapped());
   } catch (const Error& e) {
     throw Error(file->path() + ": " + e.what());
   }

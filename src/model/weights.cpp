@@ -1,8 +1,13 @@
 #include "model/weights.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <memory>
 #include <string>
 
 #include "gguf/gguf.h"
+#include "kernels/q4_0x8.h"
 #include "slm/error.h"
 
 namespace slm {
@@ -138,6 +143,34 @@ Weights Weights::bind(const GgufFile& f, const ModelConfig& c) {
     w.layers.push_back(lw);
   }
   return w;
+}
+
+void Weights::repack_for_cpu(bool release_file_pages) {
+  if (!q4_0x8_available()) return;
+  const long page = sysconf(_SC_PAGESIZE);
+  auto pack = [&](WeightView& v) {
+    if (v.empty() || v.packed || v.type != GgmlType::Q4_0 || v.rows % 8 != 0 || v.cols % 32 != 0) return;
+    if (v.data == token_embd.data) return;  // tied output: lookups need the plain rows
+    const size_t bytes = static_cast<size_t>(v.rows) * v.row_stride;
+    std::unique_ptr<uint8_t[]> buf(new uint8_t[bytes]);
+    repack_q4_0x8(v.data, v.row_stride, v.rows, v.cols / 32, reinterpret_cast<block_q4_0x8*>(buf.get()));
+    v.packed = buf.get();
+    packed_.push_back(std::move(buf));
+    if (release_file_pages && page > 0) {
+      // Whole pages inside the tensor only: a neighbour sharing an edge page keeps it.
+      const uintptr_t b = (reinterpret_cast<uintptr_t>(v.data) + page - 1) / page * page;
+      const uintptr_t e = (reinterpret_cast<uintptr_t>(v.data) + bytes) / page * page;
+      if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+    }
+  };
+  for (LayerWeights& l : layers) {
+    for (WeightView* v : {&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wo, &l.gate, &l.up, &l.down, &l.gate_shexp, &l.up_shexp,
+                          &l.down_shexp})
+      pack(*v);
+    for (ExpertWeights* e : {&l.gate_exps, &l.up_exps, &l.down_exps})
+      if (e->rows_per_expert % 8 == 0) pack(e->all);
+  }
+  pack(output);
 }
 
 }  // namespace slm

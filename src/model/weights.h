@@ -1,6 +1,7 @@
 // Weights: the model's tensors bound by name, with every shape checked at load against
 // the config. Views point into the memory-mapped file; nothing is copied.
 #pragma once
+#include <memory>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -46,6 +47,16 @@ struct Weights {
   // Throws slm::Error naming a missing tensor, or a misshaped/mistyped one with the
   // expected and actual shapes.
   static Weights bind(const GgufFile& f, const ModelConfig& c);
+
+  // Gives Q4_0 matrices an interleaved copy (WeightView::packed) when this build has a
+  // kernel for it; the embedding table stays as it is (lookups read plain rows). With
+  // release_file_pages, each repacked tensor's pages of the file mapping are dropped from
+  // memory afterwards (they are re-read from the file if ever needed), so the copy does not
+  // double the resident size.
+  void repack_for_cpu(bool release_file_pages);
+
+ private:
+  std::vector<std::unique_ptr<uint8_t[]>> packed_;
 };
 
 }  // namespace slm

@@ -113,6 +113,15 @@ std::vector<TensorPlan> plan_quantization(const QuantTarget& target,
     const bool is_output =
         t.name == "output.weight" || (!has_output && t.name == "token_embd.weight");
     GgmlType want = target.k_mixture ? mixture_type(target, t, is_output, n_layer) : target.base;
+    if (is_output && target.output_q6_k && !target.k_mixture) {
+      switch (target.base) {
+        case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
+        case GgmlType::IQ4_NL:
+          want = GgmlType::Q6_K;
+          break;
+        default: break;
+      }
+    }
     std::string note;
     if (t.ne0 % type_info(want).block_size != 0) {
       const GgmlType fb = fallback_of(want);

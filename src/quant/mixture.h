@@ -15,6 +15,10 @@ struct QuantTarget {
   GgmlType base;           // the type most matrices get
   bool k_mixture = false;  // a _M mixture: some matrices get more bits (see plan_quantization)
   uint32_t file_type = 0;  // llama_ftype id written to general.file_type
+  // Plain 4/5-bit targets: give the output matrix Q6_K as llama-quantize does without
+  // --pure (a Llama-3.2-1B "Q4_0" from llama.cpp is 727 MiB for this reason). Off by
+  // default: `slm quantize` with a plain type is --pure, like the shared fixtures.
+  bool output_q6_k = false;
 };
 
 // Parses a target: any ggml type slm can quantize to (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1,

@@ -79,5 +79,27 @@ TEST(QuantMixture, KeptAndFallbackTensors) {
   EXPECT_EQ(p[6].type, GgmlType::Q4_K);
 }
 
+TEST(QuantMixture, OutputQ6KAsLlamaQuantizeDefault) {
+  // Tied model (no output.weight): token_embd is the output matrix.
+  const std::vector<TensorDesc> tied = {{"token_embd.weight", 2, 2048, GgmlType::F32},
+                                        {"blk.0.attn_q.weight", 2, 2048, GgmlType::F32}};
+  QuantTarget q4 = parse_quant_target("Q4_0");
+  EXPECT_EQ(plan_quantization(q4, tied)[0].type, GgmlType::Q4_0);  // plain = --pure by default
+  q4.output_q6_k = true;
+  auto p = plan_quantization(q4, tied);
+  EXPECT_EQ(p[0].type, GgmlType::Q6_K);
+  EXPECT_EQ(p[1].type, GgmlType::Q4_0);
+  // With a separate output.weight, token_embd keeps the base type.
+  const std::vector<TensorDesc> untied = {{"token_embd.weight", 2, 2048, GgmlType::F32},
+                                          {"output.weight", 2, 2048, GgmlType::F32}};
+  p = plan_quantization(q4, untied);
+  EXPECT_EQ(p[0].type, GgmlType::Q4_0);
+  EXPECT_EQ(p[1].type, GgmlType::Q6_K);
+  // Q8_0 keeps its output at Q8_0, as llama-quantize does.
+  QuantTarget q8 = parse_quant_target("Q8_0");
+  q8.output_q6_k = true;
+  EXPECT_EQ(plan_quantization(q8, untied)[1].type, GgmlType::Q8_0);
+}
+
 }  // namespace
 }  // namespace slm
