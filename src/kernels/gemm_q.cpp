@@ -141,17 +141,14 @@ void tile_q45_K(int64_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_
   for (int64_t k = 0; k < nb; ++k) {
     const Block* b[RM];
     const block_q8_K* x[RN];
-    uint8_t sc[RM][8];
+    alignas(16) uint8_t sc[RM][16];  // 8 scales, then 8 mins
     __m256i mins16[RM];  // each sub-block's min repeated for its two groups of 16 (bsums order)
     for (int i = 0; i < RM; ++i) {
       b[i] = &reinterpret_cast<const Block*>(w + i * ws)[k];
-      alignas(16) uint8_t mn2[16];
-      for (int g = 0; g < 8; ++g) {
-        uint8_t m;
-        unpack_scale_min_k4(g, b[i]->scales, &sc[i][g], &m);
-        mn2[2 * g] = mn2[2 * g + 1] = m;
-      }
-      mins16[i] = _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(mn2)));
+      unpack_scales_mins_k4(b[i]->scales, sc[i]);
+      const __m128i mins = _mm_shuffle_epi8(_mm_load_si128(reinterpret_cast<const __m128i*>(sc[i])),
+                                            _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15));
+      mins16[i] = _mm256_cvtepu8_epi16(mins);
     }
     for (int j = 0; j < RN; ++j) x[j] = &reinterpret_cast<const block_q8_K*>(a + j * as)[k];
     __m256i isum[RM][RN];
@@ -276,7 +273,7 @@ struct Tiles {
 #if defined(__AVX512VL__)
 constexpr int kRM = 4, kRN = 4;  // 32 vector registers: 16 accumulators fit
 #else
-constexpr int kRM = 4, kRN = 2;  // 16 vector registers
+constexpr int kRM = 2, kRN = 4;  // 16 vector registers
 #endif
 
 template <typename Dec>
@@ -286,9 +283,10 @@ constexpr Tiles legacy_tiles() {
 
 // K tiles: one row × 4 tokens measured fastest (an integer and a float accumulator per
 // pair plus the unpacked codes and scales of each row must stay in registers).
-constexpr Tiles kTilesQ4_K = {1, 4, QK_K, tile_q45_K<false, 1, 4>, tile_q45_K<false, 1, 1>};
-constexpr Tiles kTilesQ5_K = {1, 4, QK_K, tile_q45_K<true, 1, 4>, tile_q45_K<true, 1, 1>};
-constexpr Tiles kTilesQ6_K = {1, 4, QK_K, tile_q6_K<1, 4>, tile_q6_K<1, 1>};
+constexpr int kRNK = 8;
+constexpr Tiles kTilesQ4_K = {1, kRNK, QK_K, tile_q45_K<false, 1, kRNK>, tile_q45_K<false, 1, 1>};
+constexpr Tiles kTilesQ5_K = {1, kRNK, QK_K, tile_q45_K<true, 1, kRNK>, tile_q45_K<true, 1, 1>};
+constexpr Tiles kTilesQ6_K = {1, kRNK, QK_K, tile_q6_K<1, kRNK>, tile_q6_K<1, 1>};
 
 void gemm_tiled(const Tiles& tl, int64_t n, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, int64_t n_tok,
                 float* y, int64_t ys, int64_t r_begin, int64_t r_end, vdot::DotFn dot) {

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "kernels/gemm_q.h"
-#include "kernels/q4_0x8.h"
+#include "kernels/rows_x8.h"
 #include "quant/blocks.h"
 #include "kernels/vec_dot.h"
 
@@ -19,9 +19,9 @@ bool matmul_quantized(ThreadPool& pool, const WeightView& W, const float* x, int
   thread_local std::vector<uint8_t> acts;
   if (acts.size() < as * static_cast<size_t>(n_tokens)) acts.resize(as * static_cast<size_t>(n_tokens));
   uint8_t* a = acts.data();
-  if (W.packed && W.type == GgmlType::Q4_0 && N % 8 == 0) {
-    // Interleaved Q4_0 (q4_0x8.h), decode and prompt alike; the kernel needs each activation
-    // block's code sum for the −8 offset of the weight codes.
+  if (W.packed && (W.type == GgmlType::Q4_0 || W.type == GgmlType::Q8_0) && N % 8 == 0) {
+    // Interleaved rows (rows_x8.h), decode and prompt alike; the kernels need each
+    // activation block's code sum to offset the weight codes.
     const int64_t nb = K / 32;
     thread_local std::vector<int32_t> sums;
     if (sums.size() < static_cast<size_t>(n_tokens * nb)) sums.resize(static_cast<size_t>(n_tokens * nb));
@@ -38,9 +38,11 @@ bool matmul_quantized(ThreadPool& pool, const WeightView& W, const float* x, int
         }
       }
     });
-    const auto* w = reinterpret_cast<const block_q4_0x8*>(W.packed);
     pool.parallel_for(N / 8, [&](int64_t gb, int64_t ge, int) {
-      gemm_q4_0x8(w, nb, gb, ge, a, as, sum, n_tokens, y, N);
+      if (W.type == GgmlType::Q4_0)
+        gemm_q4_0x8(reinterpret_cast<const block_q4_0x8*>(W.packed), nb, gb, ge, a, as, sum, n_tokens, y, N);
+      else
+        gemm_q8_0x8(reinterpret_cast<const block_q8_0x8*>(W.packed), nb, gb, ge, a, as, sum, n_tokens, y, N);
     });
     return true;
   }

@@ -19,9 +19,9 @@ struct WeightView {
   int64_t rows = 0;
   const uint8_t* data = nullptr;
   size_t row_stride = 0;
-  // Optional: the same Q4_0 rows interleaved eight at a time (q4_0x8.h), which the matmul
-  // prefers. Eight interleaved rows take the bytes of eight plain rows, so row r's group
-  // starts at packed + r * row_stride too.
+  // Optional: the same Q4_0 or Q8_0 rows interleaved eight at a time (rows_x8.h), which
+  // the matmul prefers. Eight interleaved rows take the bytes of eight plain rows, so row
+  // r's group starts at packed + r * row_stride too.
   const uint8_t* packed = nullptr;
   bool empty() const { return data == nullptr; }
   // Rows [first, first + count) as a view of their own (e.g. one expert of a stacked tensor).

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "gguf/gguf.h"
-#include "kernels/q4_0x8.h"
+#include "kernels/rows_x8.h"
 #include "slm/error.h"
 
 namespace slm {
@@ -146,14 +146,19 @@ Weights Weights::bind(const GgufFile& f, const ModelConfig& c) {
 }
 
 void Weights::repack_for_cpu(bool release_file_pages) {
-  if (!q4_0x8_available()) return;
+  if (!rows_x8_available()) return;
   const long page = sysconf(_SC_PAGESIZE);
   auto pack = [&](WeightView& v) {
-    if (v.empty() || v.packed || v.type != GgmlType::Q4_0 || v.rows % 8 != 0 || v.cols % 32 != 0) return;
+    if (v.empty() || v.packed || (v.type != GgmlType::Q4_0 && v.type != GgmlType::Q8_0) || v.rows % 8 != 0 ||
+        v.cols % 32 != 0)
+      return;
     if (v.data == token_embd.data) return;  // tied output: lookups need the plain rows
     const size_t bytes = static_cast<size_t>(v.rows) * v.row_stride;
     std::unique_ptr<uint8_t[]> buf(new uint8_t[bytes]);
-    repack_q4_0x8(v.data, v.row_stride, v.rows, v.cols / 32, reinterpret_cast<block_q4_0x8*>(buf.get()));
+    if (v.type == GgmlType::Q4_0)
+      repack_q4_0x8(v.data, v.row_stride, v.rows, v.cols / 32, reinterpret_cast<block_q4_0x8*>(buf.get()));
+    else
+      repack_q8_0x8(v.data, v.row_stride, v.rows, v.cols / 32, reinterpret_cast<block_q8_0x8*>(buf.get()));
     v.packed = buf.get();
     packed_.push_back(std::move(buf));
     if (release_file_pages && page > 0) {

@@ -4,6 +4,7 @@
 // the file format fails to compile instead of misreading weights.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 namespace slm::quant {
 
@@ -133,6 +134,18 @@ inline void unpack_scale_min_k4(int j, const uint8_t* s, uint8_t* sc, uint8_t* m
     *sc = static_cast<uint8_t>((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
     *m = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
   }
+}
+
+// All eight at once, four bytes at a time: out bytes 0..7 are the scales, 8..15 the mins
+// (the same values as unpack_scale_min_k4(j) for j = 0..7).
+inline void unpack_scales_mins_k4(const uint8_t* s, uint8_t* out) {
+  uint32_t u[3], r[4];
+  std::memcpy(u, s, 12);
+  r[0] = u[0] & 0x3F3F3F3Fu;                                            // scales 0..3
+  r[1] = (u[2] & 0x0F0F0F0Fu) | (((u[0] >> 6) & 0x03030303u) << 4);     // scales 4..7
+  r[2] = u[1] & 0x3F3F3F3Fu;                                            // mins 0..3
+  r[3] = ((u[2] >> 4) & 0x0F0F0F0Fu) | (((u[1] >> 6) & 0x03030303u) << 4);  // mins 4..7
+  std::memcpy(out, r, 16);
 }
 
 // The inverse: packs eight 6-bit scales and mins into scales[12].

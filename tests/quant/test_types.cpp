@@ -27,6 +27,21 @@ uint32_t bits(float f) {
   return u;
 }
 
+TEST(QuantTypes, UnpackAllScalesMinsK4EqualsOneAtATime) {
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 2000; ++trial) {
+    uint8_t packed[12], all[16];
+    for (uint8_t& b : packed) b = static_cast<uint8_t>(rng());
+    quant::unpack_scales_mins_k4(packed, all);
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      quant::unpack_scale_min_k4(j, packed, &sc, &m);
+      ASSERT_EQ(all[j], sc) << "scale " << j;
+      ASSERT_EQ(all[8 + j], m) << "min " << j;
+    }
+  }
+}
+
 TEST(QuantTypes, TableMatchesDocumentedSizes) {
   // docs/architectures.md §1.7: id, block, bytes per block.
   struct Row {

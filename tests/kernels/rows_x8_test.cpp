@@ -1,5 +1,5 @@
-// The interleaved Q4_0 layout: the repack keeps every value (its reference kernel equals the
-// plain scalar vec_dot exactly in integers), the fast kernel equals the reference on awkward
+// The interleaved Q4_0 and Q8_0 layouts: the repack keeps every value (the reference kernels
+// equal the plain scalar vec_dot), the fast kernel equals the reference on awkward
 // shapes, a token alone equals the same token in a batch bit for bit, and matmul through the
 // packed copy equals matmul through the plain rows.
 #include <gtest/gtest.h>
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
-#include "kernels/q4_0x8.h"
+#include "kernels/rows_x8.h"
 #include "kernels/thread_pool.h"
 #include "kernels/vec_dot.h"
 #include "quant/blocks.h"
@@ -19,28 +19,29 @@ namespace slm {
 namespace {
 
 struct Problem {
+  GgmlType type;
   int64_t rows, n, tokens;
-  std::vector<uint8_t> w, a;
-  std::vector<block_q4_0x8> packed;
+  std::vector<uint8_t> w, a, packed;
   std::vector<int32_t> sums;
   size_t ws, as;
-  Problem(int64_t rows_, int64_t n_, int64_t tokens_, uint32_t seed) : rows(rows_), n(n_), tokens(tokens_) {
+  Problem(GgmlType type_, int64_t rows_, int64_t n_, int64_t tokens_, uint32_t seed)
+      : type(type_), rows(rows_), n(n_), tokens(tokens_) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> dist(0.0f, 1.0f);
-    ws = row_bytes(GgmlType::Q4_0, n);
-    as = act_row_bytes(GgmlType::Q4_0, n);
+    ws = row_bytes(type, n);
+    as = act_row_bytes(type, n);
     w.resize(ws * rows);
     a.resize(as * tokens);
     std::vector<float> x(n);
     for (int64_t r = 0; r < rows; ++r) {
       for (auto& v : x) v = dist(rng);
-      quantize_row(GgmlType::Q4_0, x.data(), w.data() + r * ws, n);
+      quantize_row(type, x.data(), w.data() + r * ws, n);
     }
     const int64_t nb = n / 32;
     sums.resize(tokens * nb);
     for (int64_t t = 0; t < tokens; ++t) {
       for (auto& v : x) v = dist(rng) * (t % 3 == 2 ? 100.0f : 1.0f);  // extreme codes too
-      quantize_act_row(GgmlType::Q4_0, x.data(), a.data() + t * as, n);
+      quantize_act_row(type, x.data(), a.data() + t * as, n);
       const auto* blk = reinterpret_cast<const quant::block_q8_0*>(a.data() + t * as);
       for (int64_t k = 0; k < nb; ++k) {
         int32_t s = 0;
@@ -48,61 +49,80 @@ struct Problem {
         sums[t * nb + k] = s;
       }
     }
-    packed.resize(rows / 8 * nb);
-    repack_q4_0x8(w.data(), ws, rows, nb, packed.data());
+    packed.resize(ws * rows);
+    if (type == GgmlType::Q4_0)
+      repack_q4_0x8(w.data(), ws, rows, nb, reinterpret_cast<block_q4_0x8*>(packed.data()));
+    else
+      repack_q8_0x8(w.data(), ws, rows, nb, reinterpret_cast<block_q8_0x8*>(packed.data()));
+  }
+  void gemm(bool fast, int64_t g_begin, int64_t g_end, int64_t first_token, int64_t n_tok, float* y, int64_t ys) const {
+    const int64_t nb = n / 32;
+    const uint8_t* at = a.data() + first_token * as;
+    const int32_t* st = sums.data() + first_token * nb;
+    if (type == GgmlType::Q4_0) {
+      const auto* pw = reinterpret_cast<const block_q4_0x8*>(packed.data());
+      (fast ? gemm_q4_0x8 : gemm_q4_0x8_scalar)(pw, nb, g_begin, g_end, at, as, st, n_tok, y, ys);
+    } else {
+      const auto* pw = reinterpret_cast<const block_q8_0x8*>(packed.data());
+      (fast ? gemm_q8_0x8 : gemm_q8_0x8_scalar)(pw, nb, g_begin, g_end, at, as, st, n_tok, y, ys);
+    }
   }
 };
 
-TEST(Q4_0x8, ReferenceEqualsScalarVecDot) {
-  // Codes up to 15 and activations up to 127: every partial sum is an exact integer and the
-  // per-block float operations are the scalar vec_dot's, so the two agree to rounding of the
-  // final sum only.
-  Problem p(16, 96, 3, 1);
+const GgmlType kTypes[] = {GgmlType::Q4_0, GgmlType::Q8_0};
+
+TEST(RowsX8, ReferenceEqualsScalarVecDot) {
+  // Every block sum is an exact integer and the per-block float operations are the scalar
+  // vec_dot's, so the two agree to rounding of the final sum only.
+  for (GgmlType type : kTypes) {
+  Problem p(type, 16, 96, 3, 1);
   std::vector<float> y(p.tokens * p.rows);
-  gemm_q4_0x8_scalar(p.packed.data(), p.n / 32, 0, p.rows / 8, p.a.data(), p.as, p.sums.data(), p.tokens, y.data(),
-                     p.rows);
+  p.gemm(false, 0, p.rows / 8, 0, p.tokens, y.data(), p.rows);
   for (int64_t t = 0; t < p.tokens; ++t)
     for (int64_t r = 0; r < p.rows; ++r) {
-      const float want = vec_dot_scalar(GgmlType::Q4_0, p.n, p.w.data() + r * p.ws, p.a.data() + t * p.as);
-      ASSERT_NEAR(y[t * p.rows + r], want, 1e-5f * (1 + std::fabs(want))) << "row " << r << " token " << t;
+      const float want = vec_dot_scalar(type, p.n, p.w.data() + r * p.ws, p.a.data() + t * p.as);
+      ASSERT_NEAR(y[t * p.rows + r], want, 1e-5f * (1 + std::fabs(want))) << type_name(type) << " row " << r << " token " << t;
     }
+  }
 }
 
-TEST(Q4_0x8, KernelEqualsReferenceOnAwkwardShapes) {
+TEST(RowsX8, KernelEqualsReferenceOnAwkwardShapes) {
   struct Shape { int64_t rows, n, tokens, g_begin, g_end; };
   const Shape shapes[] = {{8, 32, 1, 0, 1}, {16, 64, 5, 0, 2}, {24, 288, 9, 1, 3}, {64, 2048, 4, 0, 8}, {32, 96, 7, 2, 4}};
+  for (GgmlType type : kTypes)
   for (const Shape& s : shapes) {
-    Problem p(s.rows, s.n, s.tokens, uint32_t(s.rows * 31 + s.n));
-    const int64_t nb = s.n / 32, ys = s.rows + 5;
+    Problem p(type, s.rows, s.n, s.tokens, uint32_t(s.rows * 31 + s.n));
+    const int64_t ys = s.rows + 5;
     std::vector<float> y(s.tokens * ys, 777.0f), ref(s.tokens * ys, 777.0f);
-    gemm_q4_0x8(p.packed.data(), nb, s.g_begin, s.g_end, p.a.data(), p.as, p.sums.data(), s.tokens, y.data(), ys);
-    gemm_q4_0x8_scalar(p.packed.data(), nb, s.g_begin, s.g_end, p.a.data(), p.as, p.sums.data(), s.tokens, ref.data(), ys);
+    p.gemm(true, s.g_begin, s.g_end, 0, s.tokens, y.data(), ys);
+    p.gemm(false, s.g_begin, s.g_end, 0, s.tokens, ref.data(), ys);
     for (size_t i = 0; i < y.size(); ++i) {
       const int64_t r = int64_t(i) % ys;
       if (r < 8 * s.g_begin || r >= 8 * s.g_end) {
         ASSERT_EQ(y[i], 777.0f) << "wrote outside its row groups";
         continue;
       }
-      ASSERT_NEAR(y[i], ref[i], 1e-5f * (1 + std::fabs(ref[i]))) << "rows " << s.rows << " n " << s.n << " i " << i;
+      ASSERT_NEAR(y[i], ref[i], 1e-5f * (1 + std::fabs(ref[i])))
+          << type_name(type) << " rows " << s.rows << " n " << s.n << " i " << i;
     }
     // A token alone gives bit-identical results to the same token in the batch.
     for (int64_t t = 0; t < s.tokens; ++t) {
       std::vector<float> one(ys, 0.0f);
-      gemm_q4_0x8(p.packed.data(), nb, s.g_begin, s.g_end, p.a.data() + t * p.as, p.as, p.sums.data() + t * nb, 1,
-                  one.data(), ys);
+      p.gemm(true, s.g_begin, s.g_end, t, 1, one.data(), ys);
       for (int64_t r = 8 * s.g_begin; r < 8 * s.g_end; ++r) ASSERT_EQ(one[r], y[t * ys + r]) << "token " << t;
     }
   }
 }
 
-TEST(Q4_0x8, MatmulThroughPackedCopyEqualsPlainRows) {
-  Problem p(40, 256, 6, 5);
+TEST(RowsX8, MatmulThroughPackedCopyEqualsPlainRows) {
+  for (GgmlType type : kTypes) {
+  Problem p(type, 40, 256, 6, 5);
   std::mt19937 rng(9);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   std::vector<float> x(p.tokens * p.n);
   for (auto& v : x) v = dist(rng);
   ThreadPool pool(2);
-  WeightView plain{GgmlType::Q4_0, p.n, p.rows, p.w.data(), p.ws};
+  WeightView plain{type, p.n, p.rows, p.w.data(), p.ws};
   WeightView packed = plain;
   packed.packed = reinterpret_cast<const uint8_t*>(p.packed.data());
   for (int64_t tokens : {int64_t(1), p.tokens}) {
@@ -119,6 +139,7 @@ TEST(Q4_0x8, MatmulThroughPackedCopyEqualsPlainRows) {
   matmul(pool, slice, x.data(), 1, ys.data());
   matmul(pool, packed, x.data(), 1, yall.data());
   for (int r = 0; r < 16; ++r) EXPECT_EQ(ys[r], yall[16 + r]);
+  }
 }
 
 }  // namespace

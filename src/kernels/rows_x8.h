@@ -1,6 +1,6 @@
-// Q4_0 weights repacked eight rows at a time, for the CPU matmul.
+// Q4_0 and Q8_0 weights repacked eight rows at a time, for the CPU matmul.
 //
-// In the file, each Q4_0 row is a run of 18-byte blocks; a dot product sums inside each
+// In the file, each Q4_0 (Q8_0) row is a run of 18-byte blocks; a dot product sums inside each
 // block (a horizontal reduction per row and token). Interleaving the blocks of eight rows
 // puts row r's codes in 32-bit lane r of a vector: one integer multiply-add of the eight rows'
 // codes with four activation bytes broadcast to every lane advances all eight dot products
@@ -12,6 +12,8 @@
 // chunk m byte 4r+i = the row's original qs[4m+i] (low nibble value 4m+i, high nibble value
 // 16+4m+i), so chunk m unpacks into the codes of values 4m..4m+3 (low nibbles) and
 // 16+4m..16+4m+3 (high nibbles) of all eight rows.
+//
+// Q8_0 likewise: qs holds eight 32-byte chunks, chunk m byte 4r+i = the row's qs[4m+i].
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -24,9 +26,15 @@ struct block_q4_0x8 {
 };
 static_assert(sizeof(block_q4_0x8) == 8 * 18);
 
-// True when this build has a fast kernel for the layout (AVX2); without one, weights are
+struct block_q8_0x8 {
+  uint16_t d[8];
+  int8_t qs[256];
+};
+static_assert(sizeof(block_q8_0x8) == 8 * 34);
+
+// True when this build has fast kernels for the layouts (AVX2); without them, weights are
 // not repacked.
-bool q4_0x8_available();
+bool rows_x8_available();
 
 // Repacks rows [0, rows) of a Q4_0 matrix (rows % 8 == 0, nb blocks per row, row r at
 // src + r * row_stride) into dst[rows / 8 * nb], group g's blocks at dst + g * nb.
@@ -42,6 +50,14 @@ void gemm_q4_0x8(const block_q4_0x8* w, int64_t nb, int64_t g_begin, int64_t g_e
 // The same, plainly, one (row, token) at a time from the interleaved layout: the reference
 // the fast kernel is tested against.
 void gemm_q4_0x8_scalar(const block_q4_0x8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                        size_t act_stride, const int32_t* act_sums, int64_t n_tok, float* y, int64_t ys);
+
+// Q8_0: the same contract with y = Σ_k d_w · d_a · Σ codes·acts (act_sums are used by the
+// kernels that offset the signed weight codes to unsigned ones).
+void repack_q8_0x8(const void* src, size_t row_stride, int64_t rows, int64_t nb, block_q8_0x8* dst);
+void gemm_q8_0x8(const block_q8_0x8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                 size_t act_stride, const int32_t* act_sums, int64_t n_tok, float* y, int64_t ys);
+void gemm_q8_0x8_scalar(const block_q8_0x8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
                         size_t act_stride, const int32_t* act_sums, int64_t n_tok, float* y, int64_t ys);
 
 }  // namespace slm
