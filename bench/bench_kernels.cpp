@@ -18,6 +18,9 @@
 #include <vector>
 
 #include "kernels/gemm_q.h"
+#include "kernels/kernels.h"
+#include "kernels/rows_x8.h"
+#include "kernels/thread_pool.h"
 #include "kernels/vec_dot.h"
 #include "quant/quant.h"
 
@@ -126,6 +129,28 @@ void Gemm(benchmark::State& state, GgmlType t, bool tiled) {
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// matmul() (activation encoding included) through the eight-row interleaved copy of
+// rows_x8.h against the same rows in file layout, one thread: the repacking's gain.
+void MatmulRowsX8(benchmark::State& state, GgmlType t, bool packed, int64_t tokens) {
+  const auto w = make_matrix(t);
+  const size_t ws = slm::row_bytes(t, kIn);
+  std::vector<uint8_t> p(w.size());
+  if (t == GgmlType::Q4_0)
+    slm::repack_q4_0x8(w.data(), ws, kOut, kIn / 32, reinterpret_cast<slm::block_q4_0x8*>(p.data()));
+  else
+    slm::repack_q8_0x8(w.data(), ws, kOut, kIn / 32, reinterpret_cast<slm::block_q8_0x8*>(p.data()));
+  const slm::WeightView v{t, kIn, kOut, w.data(), ws, packed ? p.data() : nullptr};
+  slm::ThreadPool pool(1);
+  const auto x = random_floats(kIn * tokens, 13);
+  std::vector<float> y(tokens * kOut);
+  for (auto _ : state) {
+    slm::matmul(pool, v, x.data(), tokens, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * tokens * kOut * kIn / 1e9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void QuantizeAct(benchmark::State& state, GgmlType t) {
   const auto x = random_floats(kIn, 9);
   std::vector<uint8_t> a(slm::act_row_bytes(t, kIn));
@@ -148,6 +173,13 @@ const bool registered = [] {
   for (GgmlType t : kTypes)
     benchmark::RegisterBenchmark(("GemmRowByRow/" + std::string(slm::type_name(t))).c_str(), Gemm, t, false)
         ->Unit(benchmark::kMillisecond)->MinTime(0.5);
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0})
+    for (int64_t tokens : {int64_t(1), kTokens})
+      for (bool packed : {false, true})
+        benchmark::RegisterBenchmark(("Matmul" + std::string(packed ? "RowsX8/" : "Plain/") + slm::type_name(t) + "/" +
+                                      std::to_string(tokens)).c_str(),
+                                     MatmulRowsX8, t, packed, tokens)
+            ->Unit(benchmark::kMillisecond)->MinTime(0.5);
   for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q4_K, GgmlType::F16})
     benchmark::RegisterBenchmark(("QuantizeAct/" + std::string(slm::type_name(t))).c_str(), QuantizeAct, t);
   return true;
