@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/simd_math.h"
+#include "kernels/vec_dot_simd.h"
 
 namespace slm {
 
@@ -64,7 +65,7 @@ void scores(const float* q, const KvHeadView& kv, int lo, int hi, const Attentio
       const __m256 k = load8<kF16>(kv.k, row + d);
       for (int g = 0; g < G; ++g) acc[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * hk + d), k, acc[g]);
     }
-    for (int g = 0; g < G; ++g) p[int64_t(g) * L + (j - lo)] = simd::hsum_ps(acc[g]) * s.scale;
+    for (int g = 0; g < G; ++g) p[int64_t(g) * L + (j - lo)] = vdot::hsum(acc[g]) * s.scale;
   }
 }
 
@@ -82,7 +83,7 @@ float exp_normalizer(float* p, int L) {
     _mm256_storeu_ps(p + j, e);
     vsum = _mm256_add_ps(vsum, e);
   }
-  float sum = simd::hsum_ps(vsum);
+  float sum = vdot::hsum(vsum);
   for (; j < L; ++j) sum += (p[j] = std::exp(p[j] - mx));
   return 1.0f / sum;
 }

@@ -12,18 +12,31 @@ namespace slm {
 using quant::block_q4_0;
 using quant::block_q8_0;
 
-void repack_q4_0x8(const void* src, size_t row_stride, int64_t rows, int64_t nb, block_q4_0x8* dst) {
+namespace {
+// Block k of rows 8g..8g+7 → one interleaved block: the eight scales, then the rows' codes in
+// 4-byte chunks, chunk m of row r at qs + 32m + 4r.
+template <typename Src, typename Dst>
+void repack_x8(const void* src, size_t row_stride, int64_t rows, int64_t nb, Dst* dst) {
+  constexpr int kChunks = sizeof(Src::qs) / 4;
   const auto* base = static_cast<const uint8_t*>(src);
-  for (int64_t g = 0; g < rows / 8; ++g) {
+  for (int64_t g = 0; g < rows / 8; ++g)
     for (int64_t k = 0; k < nb; ++k) {
-      block_q4_0x8& out = dst[g * nb + k];
+      Dst& out = dst[g * nb + k];
       for (int r = 0; r < 8; ++r) {
-        const block_q4_0& b = reinterpret_cast<const block_q4_0*>(base + size_t(8 * g + r) * row_stride)[k];
+        const Src& b = reinterpret_cast<const Src*>(base + size_t(8 * g + r) * row_stride)[k];
         out.d[r] = b.d;
-        for (int m = 0; m < 4; ++m) std::memcpy(out.qs + 32 * m + 4 * r, b.qs + 4 * m, 4);
+        for (int m = 0; m < kChunks; ++m) std::memcpy(out.qs + 32 * m + 4 * r, b.qs + 4 * m, 4);
       }
     }
-  }
+}
+}  // namespace
+
+void repack_q4_0x8(const void* src, size_t row_stride, int64_t rows, int64_t nb, block_q4_0x8* dst) {
+  repack_x8<block_q4_0>(src, row_stride, rows, nb, dst);
+}
+
+void repack_q8_0x8(const void* src, size_t row_stride, int64_t rows, int64_t nb, block_q8_0x8* dst) {
+  repack_x8<block_q8_0>(src, row_stride, rows, nb, dst);
 }
 
 void gemm_q4_0x8_scalar(const block_q4_0x8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
@@ -44,20 +57,6 @@ void gemm_q4_0x8_scalar(const block_q4_0x8* w, int64_t nb, int64_t g_begin, int6
           sum += fp16_to_f32(b.d[r]) * fp16_to_f32(a[k].d) * static_cast<float>(dot - 8 * act_sums[t * nb + k]);
         }
         y[t * ys + 8 * g + r] = sum;
-      }
-    }
-  }
-}
-
-void repack_q8_0x8(const void* src, size_t row_stride, int64_t rows, int64_t nb, block_q8_0x8* dst) {
-  const auto* base = static_cast<const uint8_t*>(src);
-  for (int64_t g = 0; g < rows / 8; ++g) {
-    for (int64_t k = 0; k < nb; ++k) {
-      block_q8_0x8& out = dst[g * nb + k];
-      for (int r = 0; r < 8; ++r) {
-        const block_q8_0& b = reinterpret_cast<const block_q8_0*>(base + size_t(8 * g + r) * row_stride)[k];
-        out.d[r] = b.d;
-        for (int m = 0; m < 8; ++m) std::memcpy(out.qs + 32 * m + 4 * r, b.qs + 4 * m, 4);
       }
     }
   }
