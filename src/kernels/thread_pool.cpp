@@ -10,6 +10,8 @@ namespace {
 constexpr int kSpinIterations = 4000;
 // Chunks per thread: small enough to balance uneven progress between threads.
 constexpr int64_t kChunksPerThread = 4;
+// Chunk counts live in 16 bits of the job word.
+constexpr int64_t kMaxChunks = 0xffff;
 
 inline void cpu_relax() {
 #if defined(__x86_64__)
@@ -35,13 +37,20 @@ void ThreadPool::run_chunks(uint32_t generation, int thread) {
   for (;;) {
     uint64_t s = state_.load(std::memory_order_acquire);
     if (static_cast<uint32_t>(s >> 32) != generation) return;
-    const int64_t chunk = static_cast<int64_t>(s & 0xffffffffu);
-    const int64_t n_chunks = n_chunks_.load(std::memory_order_relaxed);
+    const int64_t chunk = static_cast<int64_t>(s & 0xffffu);
+    const int64_t n_chunks = static_cast<int64_t>((s >> 16) & 0xffffu);
     if (chunk >= n_chunks) return;
     if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) continue;
-    // Chunk claimed: the job stays alive until it is counted done.
-    const int64_t n = n_.load(std::memory_order_relaxed);
-    (*fn_.load(std::memory_order_relaxed))(n * chunk / n_chunks, n * (chunk + 1) / n_chunks, thread);
+    // Chunk claimed on the live job: it stays alive until this chunk is counted done.
+    if (!failed_.load(std::memory_order_relaxed)) {
+      try {
+        (*fn_)(n_ * chunk / n_chunks, n_ * (chunk + 1) / n_chunks, thread);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!error_) error_ = std::current_exception();
+        failed_.store(true, std::memory_order_relaxed);
+      }
+    }
     done_.fetch_add(1, std::memory_order_acq_rel);
   }
 }
@@ -67,17 +76,18 @@ void ThreadPool::worker(int index) {
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
-  const int64_t n_chunks = std::min<int64_t>(n, int64_t(n_threads_) * kChunksPerThread);
+  const int64_t n_chunks = std::min<int64_t>({n, int64_t(n_threads_) * kChunksPerThread, kMaxChunks});
   if (n_threads_ == 1 || n_chunks == 1) {
     fn(0, n, 0);
     return;
   }
-  fn_.store(&fn, std::memory_order_relaxed);
-  n_.store(n, std::memory_order_relaxed);
-  n_chunks_.store(n_chunks, std::memory_order_relaxed);
+  // The previous job has finished (every chunk counted), so no worker reads these now.
+  fn_ = &fn;
+  n_ = n;
   done_.store(0, std::memory_order_relaxed);
+  failed_.store(false, std::memory_order_relaxed);
   const uint32_t generation = static_cast<uint32_t>(state_.load() >> 32) + 1;
-  state_.store(uint64_t(generation) << 32);  // publishes the job (seq_cst, see below)
+  state_.store((uint64_t(generation) << 32) | (uint64_t(n_chunks) << 16));  // publishes the job (seq_cst)
   // A worker that went to sleep before this store is woken; one that checks later sees
   // the new generation (both sides use sequentially consistent operations).
   if (sleeping_.load() > 0) {
@@ -90,6 +100,14 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
       cpu_relax();
     else
       std::this_thread::yield();  // a worker holds a chunk but is not running: let it
+  }
+  if (failed_.load(std::memory_order_acquire)) {
+    std::exception_ptr error;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      std::swap(error, error_);
+    }
+    std::rethrow_exception(error);
   }
 }
 

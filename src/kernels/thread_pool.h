@@ -8,6 +8,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -26,8 +27,9 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Calls fn(begin, end, thread) over contiguous ranges covering [0, n) exactly once
-  // (thread in [0, size()), the same thread may get several ranges). Returns when all are
-  // done. Call from one thread at a time.
+  // (thread in [0, size()), the same thread may get several ranges). Returns when every
+  // range has finished. If fn throws, the ranges not yet started are skipped and the first
+  // exception is rethrown here. Call from one thread at a time.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
 
   // Calls fn(i, thread) for every i in [0, n), one index per claim (for uneven work).
@@ -39,12 +41,17 @@ class ThreadPool {
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  // The current job: generation in the high 32 bits, next unclaimed chunk in the low 32.
+  // The current job in one word, so that a claim is valid only for the job it was made on:
+  // generation (bits 32-63) | chunk count (bits 16-31) | next unclaimed chunk (bits 0-15).
+  // A worker late from the previous job sees its old generation or a full chunk count and
+  // claims nothing; a successful claim means the job is live, so the caller is still
+  // waiting and n_/fn_ (written before the job word was published) are this job's.
   std::atomic<uint64_t> state_{0};
   std::atomic<int64_t> done_{0};  // chunks finished in the current job
-  std::atomic<int64_t> n_{0};
-  std::atomic<int64_t> n_chunks_{0};
-  std::atomic<const std::function<void(int64_t, int64_t, int)>*> fn_{nullptr};
+  int64_t n_ = 0;
+  const std::function<void(int64_t, int64_t, int)>* fn_ = nullptr;
+  std::atomic<bool> failed_{false};  // a chunk threw: skip the rest
+  std::exception_ptr error_;  // the first exception, guarded by mu_
   std::atomic<int> sleeping_{0};
   std::atomic<bool> stop_{false};
   std::mutex mu_;
