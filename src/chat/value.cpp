@@ -403,7 +403,8 @@ static int compare_at(const Value& a, const Value& b, int depth) {
               type_name(b) + "'");
 }
 
-Value from_json(const nlohmann::ordered_json& j) {
+static Value from_json_at(const nlohmann::ordered_json& j, int depth) {
+  check_depth(depth);  // request bodies come from the network: bound the recursion
   using T = nlohmann::ordered_json::value_t;
   switch (j.type()) {
     case T::null: return Value::none();
@@ -419,18 +420,20 @@ Value from_json(const nlohmann::ordered_json& j) {
     case T::array: {
       List items;
       items.reserve(j.size());
-      for (auto& x : j) items.push_back(from_json(x));
+      for (auto& x : j) items.push_back(from_json_at(x, depth + 1));
       return Value::make_list(std::move(items));
     }
     case T::object: {
       Value d = Value::make_dict();
       for (auto it = j.begin(); it != j.end(); ++it)
-        d.dict->items.emplace_back(Value::string(it.key()), from_json(it.value()));
+        d.dict->items.emplace_back(Value::string(it.key()), from_json_at(it.value(), depth + 1));
       return d;
     }
     default: return Value::none();
   }
 }
+
+Value from_json(const nlohmann::ordered_json& j) { return from_json_at(j, 0); }
 
 static void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
   out += '"';

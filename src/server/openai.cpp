@@ -1,5 +1,6 @@
 #include "server/openai.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace slm::server {
@@ -68,6 +69,25 @@ void validate_content(const ojson& content, size_t index) {
 
 }  // namespace
 
+int json_nesting_depth(std::string_view text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;  // skips the escaped character, a quote included
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 std::string error_body(const ApiError& e) {
   ojson j = {{"error",
               {{"message", e.message},
@@ -78,10 +98,13 @@ std::string error_body(const ApiError& e) {
 }
 
 CompletionRequest parse_completion_request(const std::string& body_text, bool chat) {
+  // Checked before parsing: every later step (validation, template values, dumps) recurses.
+  if (json_nesting_depth(body_text) > kMaxRequestDepth)
+    bad("", "the request body is nested more than " + std::to_string(kMaxRequestDepth) + " levels deep");
   ojson body;
   try {
     body = ojson::parse(body_text);
-  } catch (const ojson::parse_error& e) {
+  } catch (const ojson::exception& e) {  // parse errors and number overflow (1e999) alike
     bad("", std::string("malformed JSON in the request body: ") + e.what());
   }
   if (!body.is_object()) bad("", std::string("the request body must be a JSON object, got ") + json_kind(body));

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -44,6 +45,11 @@ struct CompletionRequest {
   bool include_usage = false;  // stream_options.include_usage
   SamplingParams sampling;
 };
+
+// Request bodies nested deeper than this (arrays and objects) are refused before parsing.
+constexpr int kMaxRequestDepth = 64;
+// The deepest nesting of arrays and objects in a JSON text (strings skipped; no validation).
+int json_nesting_depth(std::string_view text);
 
 // Parses and validates a request body; throws ApiError (400) naming the field at fault.
 CompletionRequest parse_completion_request(const std::string& body, bool chat);

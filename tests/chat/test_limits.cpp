@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "chat/render.h"
+#include "slm/chat.h"
 #include "slm/error.h"
 
 using slm::test::render;
@@ -78,4 +79,17 @@ TEST(ChatLimits, RuntimeErrorsNameTheLine) {
   std::string e = error_of("ok\n{{ 1 }}\n{{ missing.attr }}");
   EXPECT_NE(e.find("line 3"), std::string::npos) << e;
   EXPECT_NE(e.find("missing"), std::string::npos) << e;
+}
+
+// Messages nested far deeper than any template reads are refused with slm::Error while they
+// become template values (this recursion once overflowed the stack).
+TEST(ChatLimits, DeeplyNestedMessagesAreAnErrorNotACrash) {
+  nlohmann::ordered_json deep = nlohmann::ordered_json::array();
+  for (int i = 0; i < 20000; ++i) deep = nlohmann::ordered_json::array({std::move(deep)});
+  nlohmann::ordered_json messages = {{{"role", "user"}, {"content", "hi"}, {"extra", deep}}};
+  slm::ChatTemplate tpl("{% for m in messages %}{{ m.content }}{% endfor %}");
+  EXPECT_THROW(tpl.render(messages, {}), slm::Error);
+  // Nothing that deep renders fine.
+  nlohmann::ordered_json ok = {{{"role", "user"}, {"content", "hi"}, {"extra", {{{1, {2, {3}}}}}}}};
+  EXPECT_EQ(tpl.render(ok, {}), "hi");
 }

@@ -115,3 +115,25 @@ TEST(OpenAiResponse, ChunksAndFinal) {
   CompletionRequest comp = parse_completion_request(R"({"prompt":"x"})", false);
   EXPECT_EQ(completion_response(comp, "c", 1, "t", "stop", 1, 1)["object"], "text_completion");
 }
+
+// A body nested thousands of levels deep is refused before any recursive step sees it (it
+// once overflowed the stack converting the messages into template values).
+TEST(OpenAiRequest, DeepNestingIsRefusedBeforeParsing) {
+  std::string deep(14000, '[');
+  deep += std::string(14000, ']');
+  ApiError e = error_of(R"({"messages":[{"role":"user","content":"hi","extra":)" + deep + "}]}", true);
+  EXPECT_EQ(e.status, 400);
+  EXPECT_NE(e.message.find("nested"), std::string::npos) << e.message;
+  // At the limit it still parses; brackets inside strings do not count.
+  std::string ok = std::string(kMaxRequestDepth - 3, '[') + std::string(kMaxRequestDepth - 3, ']');
+  EXPECT_NO_THROW(parse_completion_request(
+      R"({"messages":[{"role":"user","content":"[[[[{{{{","extra":)" + ok + "}]}", true));
+  EXPECT_EQ(json_nesting_depth(R"({"a":"[\"[[[","b":[{}]})"), 3);
+  EXPECT_EQ(json_nesting_depth("[[1],[[2]]]"), 3);
+}
+
+// Numbers that overflow a double are a malformed body (400), not an internal error.
+TEST(OpenAiRequest, OverflowingNumberIsA400) {
+  ApiError e = error_of(R"({"messages":[{"role":"user","content":"hi"}],"temperature":1e999})", true);
+  EXPECT_EQ(e.status, 400);
+}
