@@ -9,11 +9,12 @@
 namespace slm::simd {
 
 inline __m256 exp_ps(__m256 x) {
-  // Below −87.33 e^x is subnormal or zero; above ln(FLT_MAX) = 88.72 it overflows. Clamp so
-  // 2^n stays a normal float, then flush the low end to zero and the high end to infinity.
-  const __m256 hi = _mm256_set1_ps(88.0f), lo = _mm256_set1_ps(-87.3365447504f);
+  // Below −87.33 e^x is subnormal or zero; above ln(FLT_MAX) = 88.72 it overflows. Inside that
+  // range every input is computed (2^n applied in two halves, since n reaches 128 at the top
+  // and 2^128 is not a float); below it the result is zero and above it infinity.
+  const __m256 hi = _mm256_set1_ps(88.7228391117f), lo = _mm256_set1_ps(-87.3365447504f);
   const __m256 too_low = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-  const __m256 too_high = _mm256_cmp_ps(x, _mm256_set1_ps(88.7228391117f), _CMP_GT_OQ);
+  const __m256 too_high = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
   x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -29,9 +30,13 @@ inline __m256 exp_ps(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
   const __m256 r2 = _mm256_mul_ps(r, r);
   __m256 e = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  // Multiply by 2^n through the exponent field.
-  const __m256i pow2n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  e = _mm256_mul_ps(e, _mm256_castsi256_ps(pow2n));
+  // Multiply by 2^n = 2^(n>>1) · 2^(n − (n>>1)) through the exponent field; both halves are
+  // normal floats for every n in [−126, 128].
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  e = _mm256_mul_ps(e, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23)));
+  e = _mm256_mul_ps(e, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23)));
   e = _mm256_andnot_ps(too_low, e);
   return _mm256_blendv_ps(e, _mm256_set1_ps(__builtin_inff()), too_high);
 }

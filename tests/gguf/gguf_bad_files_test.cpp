@@ -131,6 +131,7 @@ TEST(GgufMutation, TwentyThousandCorruptVariantsReadOrRejected) {
   std::vector<uint64_t> cuts = {0, 3, 4, 7, 8, 15, 16, 23, 24, header_end - 1, header_end, orig.size() - 1};
   std::mt19937_64 rng(12345);
   int read_ok = 0, rejected = 0;
+  int truncated = 0, truncated_rejected = 0;
   std::vector<uint8_t> buf;
   const int kVariants = 20000;
   for (int v = 0; v < kVariants; ++v) {
@@ -158,14 +159,23 @@ TEST(GgufMutation, TwentyThousandCorruptVariantsReadOrRejected) {
     }
     std::vector<uint8_t> exact(buf.begin(), buf.end());  // heap block of exactly this size
     try {
+      truncated += kind == 1;
       auto f = GgufFile::from_memory(exact.data(), exact.size(), "mutant");
       touch(*f);
+      // What is accepted must describe a file that fits the bytes it was read from.
+      for (const GgufTensor& t : f->tensors()) {
+        ASSERT_GE(t.data, exact.data()) << t.name;
+        ASSERT_LE(t.data + t.nbytes, exact.data() + exact.size()) << t.name;
+      }
       ++read_ok;
     } catch (const Error&) {
       ++rejected;
+      truncated_rejected += kind == 1;
     }
   }
-  EXPECT_EQ(read_ok + rejected, kVariants);
+  // A file cut anywhere before its last tensor's end is never valid: every one is refused.
+  EXPECT_EQ(truncated_rejected, truncated);
+  EXPECT_EQ(truncated, kVariants / 5);
   EXPECT_GT(rejected, kVariants / 4);  // the mutations do bite
   std::printf("mutation: %d read, %d rejected\n", read_ok, rejected);
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <regex>
 #include <nlohmann/json.hpp>
 
 #include "common/shared.h"
@@ -94,9 +95,11 @@ TEST(Session, PromptLongerThanContextNamesBothLengths) {
     s.eval(ids);
     FAIL() << "no error";
   } catch (const Error& e) {
-    std::string m = e.what();
-    EXPECT_NE(m.find("9"), std::string::npos) << m;
-    EXPECT_NE(m.find("8"), std::string::npos) << m;
+    const std::string m = e.what();
+    // Both lengths as numbers of their own, not digits inside other numbers.
+    EXPECT_TRUE(std::regex_search(m, std::regex(R"((^|\D)9 tokens?\b)"))) << m;
+    EXPECT_TRUE(std::regex_search(m, std::regex(R"((^|\D)8\b)"))) << m;
+    EXPECT_NE(m.find("context"), std::string::npos) << m;
   }
   std::vector<int32_t> bad = {1, 512};
   EXPECT_THROW(s.eval(bad), Error);  // token id outside the vocabulary
