@@ -15,6 +15,7 @@ namespace slm {
 
 class GgufFile;
 class ThreadPool;
+struct LoraSet;
 struct ModelConfig;
 struct Weights;
 
@@ -60,6 +61,7 @@ struct SequenceBatch {
   int pos0 = 0;
   float* logits = nullptr;  // n·n_vocab values (all_logits) or n_vocab (the last token)
   bool all_logits = false;
+  const LoraSet* lora = nullptr;  // adapters of this sequence (none: the base model)
 };
 
 class Model {
@@ -81,7 +83,7 @@ class Model {
   // last position's n_vocab logits. Throws slm::Error for an out-of-range token id or a
   // position past the cache's context.
   void forward(ThreadPool& pool, KvCache& cache, const int32_t* tokens, int n, int pos0,
-               float* logits, bool all_logits) const;
+               float* logits, bool all_logits, const LoraSet* lora = nullptr) const;
 
   // Several sequences (distinct caches) in one pass: every matrix product runs over all
   // their tokens at once, so the weights are read once per step for all of them

@@ -36,6 +36,10 @@ class Session {
   const std::vector<float>& logits() const { return logits_; }
   // Forgets positions >= n (n <= n_past), e.g. to reuse a common prompt prefix.
   void truncate(int n);
+  // Adapters for the tokens evaluated from now on (nullptr: the base model). The set must
+  // outlive its use; positions already in the cache keep what they were computed with.
+  void set_lora(const LoraSet* lora) { lora_ = lora; }
+  const LoraSet* lora() const { return lora_; }
 
  private:
   const Model& model_;
@@ -43,6 +47,7 @@ class Session {
   KvCache cache_;
   int n_past_ = 0;
   std::vector<float> logits_;
+  const LoraSet* lora_ = nullptr;
 };
 
 struct GenerateParams {

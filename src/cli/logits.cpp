@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "kernels/thread_pool.h"
 #include "model/config.h"
 #include "slm/error.h"
@@ -26,6 +27,7 @@ struct LogitsOptions {
   int threads = 0;
   int greedy = -1;
   int prompt_ids = -1;
+  LoraOptions lora;
 };
 
 std::vector<int32_t> parse_ids(const std::string& text) {
@@ -62,7 +64,9 @@ int run(const LogitsOptions& o) {
   std::vector<int32_t> ids = parse_ids(o.ids);
   std::unique_ptr<Model> model = Model::load(o.model);
   ThreadPool pool(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency()));
+  LoadedLoras adapters = load_loras(o.lora, *model, "logits");
   Session session(*model, pool, o.ctx);
+  session.set_lora(adapters.get());
   const int V = model->n_vocab();
 
   if (o.greedy >= 0) {
@@ -105,6 +109,7 @@ Action add_logits(CLI::App& app) {
   sub->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
   sub->add_option("--greedy", o->greedy, "Generate this many tokens greedily and print their ids");
   sub->add_option("--prompt-ids", o->prompt_ids, "With --greedy: how many of the ids form the prompt");
+  add_lora_options(sub, o->lora);
   return [o] { return run(*o); };
 }
 

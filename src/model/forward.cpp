@@ -12,6 +12,7 @@
 #include "kernels/attention.h"
 #include "kernels/kernels.h"
 #include "model/config.h"
+#include "model/lora.h"
 #include "model/weights.h"
 #include "slm/error.h"
 #include "slm/model.h"
@@ -61,6 +62,8 @@ struct Workspace {
   Buf g, u, gu;                           // feed-forward
   Buf probs, xe, ye, ys;                  // mixture of experts
   std::vector<std::vector<std::pair<int, float>>> routed;
+  Buf lora_ax, lora_bax;                  // adapters: A·x and B·(A·x)
+  std::vector<const LoraSet*> lora_rows, expert_lora_rows;
 };
 
 float* take(Buf& b, int64_t n) {
@@ -68,12 +71,58 @@ float* take(Buf& b, int64_t n) {
   return b.data();
 }
 
+// Which adapter pair a projection takes (a layer's matrix, or the output matrix when layer
+// is −1; one expert's slice of a stacked tensor) and which adapters each input row carries
+// (the adapters of that row's sequence; rows == nullptr when no sequence has any).
+struct LoraUse {
+  const LoraSet* const* rows = nullptr;
+  int layer = -1;
+  LoraTarget target = LoraTarget::count;
+  int expert = -1;
+  LoraUse with(LoraTarget t, int e = -1) const { return {rows, layer, t, e}; }
+};
+
+// y = W·x for n rows of x, plus scale·B·(A·x) of each row's adapters for this matrix. Rows
+// of one sequence are consecutive, so each run of rows with the same adapters is one pair of
+// small products.
+void project(ThreadPool& pool, const WeightView& W, const LoraUse& use, const float* x, int n, float* y,
+             Workspace& ws) {
+  matmul(pool, W, x, n, y);
+  if (!use.rows) return;
+  for (int r0 = 0; r0 < n;) {
+    const LoraSet* set = use.rows[r0];
+    int r1 = r0 + 1;
+    while (r1 < n && use.rows[r1] == set) ++r1;
+    const int m = r1 - r0;
+    if (!set) {
+      r0 = r1;
+      continue;
+    }
+    for (const auto& [adapter, user_scale] : set->adapters) {
+      if (!adapter || user_scale == 0.0f) continue;
+      const LoraAdapter::Impl& lora = adapter->impl();
+      const LoraPair* p = use.layer < 0 ? (lora.output.present() ? &lora.output : nullptr) : lora.pair(use.layer, use.target);
+      if (!p) continue;
+      const WeightView A = use.expert >= 0 ? p->expert_a(use.expert) : p->a;
+      const WeightView B = use.expert >= 0 ? p->expert_b(use.expert) : p->b;
+      float* ax = take(ws.lora_ax, int64_t(m) * p->rank);
+      float* bax = take(ws.lora_bax, int64_t(m) * W.rows);
+      matmul(pool, A, x + int64_t(r0) * W.cols, m, ax);
+      matmul(pool, B, ax, m, bax);
+      const float scale = user_scale * p->scale;
+      float* yr = y + int64_t(r0) * W.rows;
+      for (int64_t i = 0; i < int64_t(m) * W.rows; ++i) yr[i] += scale * bax[i];
+    }
+    r0 = r1;
+  }
+}
+
 const void* elements_at(const void* base, GgmlType type, int64_t i) {
   return static_cast<const uint8_t*>(base) + i * (type == GgmlType::F16 ? 2 : 4);
 }
 
 // Self-attention of layer il for the n tokens of a batch: a (normed input) -> out.
-void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
+void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il, const LoraUse& lora,
                const std::vector<TokenSlot>& slots, const float* a, int n, float* out, Workspace& ws) {
   const LayerConfig& L = c.layers[il];
   const LayerWeights& lw = w.layers[il];
@@ -86,7 +135,7 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
   if (c.fused_qkv) {
     const int64_t qkv_w = q_w + k_w + v_w;
     float* qkv = take(ws.qkv, n * qkv_w);
-    matmul(pool, lw.wqkv, a, n, qkv);
+    project(pool, lw.wqkv, lora.with(LoraTarget::attn_qkv), a, n, qkv, ws);
     for (int t = 0; t < n; ++t) {
       const float* r = qkv + t * qkv_w;
       std::copy(r, r + q_w, q + t * q_w);
@@ -94,9 +143,9 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
       std::copy(r + q_w + k_w, r + qkv_w, v + t * v_w);
     }
   } else {
-    matmul(pool, lw.wq, a, n, q);
-    matmul(pool, lw.wk, a, n, k);
-    matmul(pool, lw.wv, a, n, v);
+    project(pool, lw.wq, lora.with(LoraTarget::attn_q), a, n, q, ws);
+    project(pool, lw.wk, lora.with(LoraTarget::attn_k), a, n, k, ws);
+    project(pool, lw.wv, lora.with(LoraTarget::attn_v), a, n, v, ws);
   }
 
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
@@ -135,25 +184,34 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
     attend(q + t * q_w + int64_t(kvh) * group * hk, group, kv, lo, p, shape, o + t * o_w + int64_t(kvh) * group * hv,
            take(scores, int64_t(group) * (p - lo + 1)));
   });
-  matmul(pool, lw.wo, o, n, out);
+  project(pool, lw.wo, lora.with(LoraTarget::attn_output), o, n, out, ws);
 }
+
+// The adapter targets of one gated FFN: the dense one, an expert's, or the shared expert's.
+struct FfnTargets {
+  LoraTarget gate, up, down;
+  int expert = -1;
+};
+constexpr FfnTargets kDenseFfn{LoraTarget::ffn_gate, LoraTarget::ffn_up, LoraTarget::ffn_down};
+constexpr FfnTargets kSharedExpertFfn{LoraTarget::ffn_gate_shexp, LoraTarget::ffn_up_shexp, LoraTarget::ffn_down_shexp};
 
 // Gated FFN y = down(act(gate·x) ⊙ up·x) for n rows of x.
 void gated_ffn(ThreadPool& pool, const ModelConfig& c, const WeightView& gate, const WeightView& up,
-               const WeightView& down, const float* x, int n, float* y, Workspace& ws) {
+               const WeightView& down, const LoraUse& lora, const FfnTargets& targets, const float* x, int n,
+               float* y, Workspace& ws) {
   const int64_t ff = down.cols;
   float* g = take(ws.g, n * ff);
   float* u = take(ws.u, n * ff);
   if (gate.empty()) {  // fused: up gives [gate | up] per row
     float* gu = take(ws.gu, n * 2 * ff);
-    matmul(pool, up, x, n, gu);
+    project(pool, up, lora.with(targets.up, targets.expert), x, n, gu, ws);
     for (int t = 0; t < n; ++t) {
       std::copy(gu + t * 2 * ff, gu + t * 2 * ff + ff, g + t * ff);
       std::copy(gu + t * 2 * ff + ff, gu + (t + 1) * 2 * ff, u + t * ff);
     }
   } else {
-    matmul(pool, gate, x, n, g);
-    matmul(pool, up, x, n, u);
+    project(pool, gate, lora.with(targets.gate, targets.expert), x, n, g, ws);
+    project(pool, up, lora.with(targets.up, targets.expert), x, n, u, ws);
   }
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
     if (c.activation == FfnActivation::GeLU)
@@ -161,16 +219,16 @@ void gated_ffn(ThreadPool& pool, const ModelConfig& c, const WeightView& gate, c
     else
       swiglu(g + b * ff, u + b * ff, (e - b) * ff);
   });
-  matmul(pool, down, g, n, y);
+  project(pool, down, lora.with(targets.down, targets.expert), g, n, y, ws);
 }
 
 // Mixture of experts: softmax over the router logits, keep the top k, renormalise their
 // weights to sum 1, and run only the chosen experts (tokens grouped by expert).
-void moe_ffn(ThreadPool& pool, const ModelConfig& c, const LayerWeights& lw, const float* x, int n, float* y,
-             Workspace& ws) {
+void moe_ffn(ThreadPool& pool, const ModelConfig& c, const LayerWeights& lw, const LoraUse& lora, const float* x,
+             int n, float* y, Workspace& ws) {
   const int E = c.n_embd, n_exp = c.n_expert, k = c.n_expert_used;
   float* probs = take(ws.probs, int64_t(n) * n_exp);
-  matmul(pool, lw.router, x, n, probs);
+  project(pool, lw.router, lora.with(LoraTarget::ffn_gate_inp), x, n, probs, ws);
   std::vector<std::vector<std::pair<int, float>>>& routed = ws.routed;  // expert -> (token, weight)
   routed.resize(n_exp);
   for (auto& r : routed) r.clear();
@@ -192,7 +250,14 @@ void moe_ffn(ThreadPool& pool, const ModelConfig& c, const LayerWeights& lw, con
     float* xe = take(ws.xe, int64_t(m) * E);
     float* ye = take(ws.ye, int64_t(m) * E);
     for (int i = 0; i < m; ++i) std::copy_n(x + int64_t(routed[e][i].first) * E, E, xe + int64_t(i) * E);
-    gated_ffn(pool, c, lw.gate_exps.expert(e), lw.up_exps.expert(e), lw.down_exps.expert(e), xe, m, ye, ws);
+    LoraUse expert_lora = lora;  // the gathered rows carry their tokens' adapters
+    if (lora.rows) {
+      ws.expert_lora_rows.resize(size_t(m));
+      for (int i = 0; i < m; ++i) ws.expert_lora_rows[size_t(i)] = lora.rows[routed[e][i].first];
+      expert_lora.rows = ws.expert_lora_rows.data();
+    }
+    gated_ffn(pool, c, lw.gate_exps.expert(e), lw.up_exps.expert(e), lw.down_exps.expert(e), expert_lora,
+              {LoraTarget::ffn_gate_exps, LoraTarget::ffn_up_exps, LoraTarget::ffn_down_exps, e}, xe, m, ye, ws);
     for (int i = 0; i < m; ++i) {
       float* yt = y + int64_t(routed[e][i].first) * E;
       const float wt = routed[e][i].second;
@@ -201,8 +266,26 @@ void moe_ffn(ThreadPool& pool, const ModelConfig& c, const LayerWeights& lw, con
   }
   if (c.n_ff_shared > 0) {
     float* ys = take(ws.ys, int64_t(n) * E);
-    gated_ffn(pool, c, lw.gate_shexp, lw.up_shexp, lw.down_shexp, x, n, ys, ws);
+    gated_ffn(pool, c, lw.gate_shexp, lw.up_shexp, lw.down_shexp, lora, kSharedExpertFfn, x, n, ys, ws);
     for (int64_t i = 0; i < int64_t(n) * E; ++i) y[i] += ys[i];
+  }
+}
+
+// The embedding row of `token` plus each adapter's scale·B·A[token] (token_embd adapters
+// store A with one row of rank values per token).
+void add_embedding_adapters(ThreadPool& pool, const LoraSet* set, int32_t token, int64_t width, float* row,
+                            Workspace& ws) {
+  if (!set) return;
+  for (const auto& [adapter, user_scale] : set->adapters) {
+    if (!adapter || user_scale == 0.0f) continue;
+    const LoraPair& p = adapter->impl().token_embd;
+    if (!p.present()) continue;
+    float* a_row = take(ws.lora_ax, p.rank);
+    float* delta = take(ws.lora_bax, width);
+    get_row(p.a, token, a_row);
+    matmul(pool, p.b, a_row, 1, delta);
+    const float scale = user_scale * p.scale;
+    for (int64_t d = 0; d < width; ++d) row[d] += scale * delta[d];
   }
 }
 
@@ -216,8 +299,8 @@ void add_branch(ThreadPool& pool, const ModelConfig& c, const float* post_norm, 
 }  // namespace
 
 void Model::forward(ThreadPool& pool, KvCache& cache, const int32_t* tokens, int n, int pos0,
-                    float* logits, bool all_logits) const {
-  forward(pool, {SequenceBatch{&cache, tokens, n, pos0, logits, all_logits}});
+                    float* logits, bool all_logits, const LoraSet* lora) const {
+  forward(pool, {SequenceBatch{&cache, tokens, n, pos0, logits, all_logits, lora}});
 }
 
 void Model::forward(ThreadPool& pool, const std::vector<SequenceBatch>& batch) const {
@@ -229,6 +312,8 @@ void Model::forward(ThreadPool& pool, const std::vector<SequenceBatch>& batch) c
   std::vector<int32_t> tokens;
   std::vector<TokenSlot> slots;
   std::vector<int> out_rows;  // batch rows whose logits are wanted, in output order
+  std::vector<const LoraSet*> row_lora;  // each token's adapters (its sequence's)
+  bool any_lora = false;
   for (size_t i = 0; i < batch.size(); ++i) {
     const SequenceBatch& sb = batch[i];
     if (!sb.cache || !sb.tokens || !sb.logits || sb.n <= 0) throw Error("forward: a sequence with no tokens to evaluate");
@@ -244,6 +329,9 @@ void Model::forward(ThreadPool& pool, const std::vector<SequenceBatch>& batch) c
       if (sb.all_logits || t == sb.n - 1) out_rows.push_back(static_cast<int>(tokens.size()));
       tokens.push_back(sb.tokens[t]);
       slots.push_back({sb.cache, sb.pos0 + t});
+      const bool adapted = sb.lora && !sb.lora->empty();
+      row_lora.push_back(adapted ? sb.lora : nullptr);
+      any_lora = any_lora || adapted;
     }
   }
   if (tokens.empty()) throw Error("forward: no tokens to evaluate");
@@ -253,23 +341,29 @@ void Model::forward(ThreadPool& pool, const std::vector<SequenceBatch>& batch) c
   float* h = take(ws.h, int64_t(n) * E);
   float* a = take(ws.a, int64_t(n) * E);
   float* branch = take(ws.branch, int64_t(n) * E);
+  if (any_lora) ws.lora_rows = row_lora;
+  const LoraUse lora{any_lora ? ws.lora_rows.data() : nullptr};
   for (int t = 0; t < n; ++t) {
-    get_row(w.token_embd, tokens[t], h + int64_t(t) * E);
+    float* ht = h + int64_t(t) * E;
+    get_row(w.token_embd, tokens[t], ht);
+    if (lora.rows) add_embedding_adapters(pool, lora.rows[t], tokens[t], E, ht, ws);
     if (c.embd_scale != 1.0f)
-      for (int d = 0; d < E; ++d) h[int64_t(t) * E + d] *= c.embd_scale;
+      for (int d = 0; d < E; ++d) ht[d] *= c.embd_scale;
   }
 
   for (int il = 0; il < c.n_layer; ++il) {
     const LayerWeights& lw = w.layers[il];
+    LoraUse layer_lora = lora;
+    layer_lora.layer = il;
     rmsnorm_rows(pool, h, lw.attn_norm, a, n, E, c.rms_eps);
-    attention(pool, c, w, il, slots, a, n, branch, ws);
+    attention(pool, c, w, il, layer_lora, slots, a, n, branch, ws);
     add_branch(pool, c, lw.post_attn_norm, branch, n, h);
 
     rmsnorm_rows(pool, h, lw.ffn_norm, a, n, E, c.rms_eps);
     if (c.n_expert > 0)
-      moe_ffn(pool, c, lw, a, n, branch, ws);
+      moe_ffn(pool, c, lw, layer_lora, a, n, branch, ws);
     else
-      gated_ffn(pool, c, lw.gate, lw.up, lw.down, a, n, branch, ws);
+      gated_ffn(pool, c, lw.gate, lw.up, lw.down, layer_lora, kDenseFfn, a, n, branch, ws);
     add_branch(pool, c, lw.post_ffn_norm, branch, n, h);
   }
 
@@ -278,7 +372,12 @@ void Model::forward(ThreadPool& pool, const std::vector<SequenceBatch>& batch) c
   for (int i = 0; i < m; ++i) std::copy_n(h + int64_t(out_rows[i]) * E, E, branch + int64_t(i) * E);
   rmsnorm_rows(pool, branch, w.output_norm, a, m, E, c.rms_eps);
   float* out = take(ws.out, int64_t(m) * c.n_vocab);
-  matmul(pool, w.output, a, m, out);
+  LoraUse output_lora = lora;
+  if (lora.rows) {
+    for (int i = 0; i < m; ++i) ws.lora_rows[size_t(i)] = row_lora[size_t(out_rows[i])];
+    output_lora.rows = ws.lora_rows.data();
+  }
+  project(pool, w.output, output_lora, a, m, out, ws);
   for (int64_t i = 0; i < int64_t(m) * c.n_vocab; ++i) {
     float& x = out[i];
     if (c.logit_scale != 1.0f) x *= 1.0f / c.logit_scale;

@@ -35,10 +35,10 @@ const std::vector<float>& Session::eval(const std::vector<int32_t>& tokens, bool
     const bool last = done + m == n;
     float* out = all_logits ? logits_.data() + size_t(done) * V : logits_.data();
     if (all_logits || last) {
-      model_.forward(pool_, cache_, tokens.data() + done, m, n_past_, out, all_logits);
+      model_.forward(pool_, cache_, tokens.data() + done, m, n_past_, out, all_logits, lora_);
     } else {
       std::vector<float> discard(V);
-      model_.forward(pool_, cache_, tokens.data() + done, m, n_past_, discard.data(), false);
+      model_.forward(pool_, cache_, tokens.data() + done, m, n_past_, discard.data(), false, lora_);
     }
     n_past_ += m;
     done += m;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/shared.h"
+#include "model/reference_check.h"
 #include "kernels/thread_pool.h"
 #include "model/config.h"
 #include "slm/error.h"
@@ -29,12 +30,7 @@ std::vector<std::string> fixture_names() {
   return names;
 }
 
-int argmax(const float* x, int n) {
-  int best = 0;
-  for (int i = 1; i < n; ++i)
-    if (x[i] > x[best]) best = i;  // ties go to the lowest id
-  return best;
-}
+using test::argmax;
 
 struct Fixture {
   json j;
@@ -74,55 +70,11 @@ TEST_P(FixtureTest, BatchLogitsMatchReference) {
   std::vector<float> got(size_t(n) * V);
   fx.model->forward(pool, cache, ids.data(), n, 0, got.data(), true);
 
-  double max_abs = 0;
-  for (size_t i = 0; i < got.size(); ++i) max_abs = std::max(max_abs, double(std::fabs(got[i] - fx.ref[i])));
-  const double scale = std::max(1.0f, fx.std_);
-  if (fx.type == "F32") {
-    EXPECT_LE(max_abs, (fx.gemma ? 5e-3 : 1e-3) * scale);
-  } else if (fx.type == "F16") {
-    EXPECT_LE(max_abs, 1e-2 * scale);
-  } else {
-    std::vector<int> exempt;
-    if (fx.moe) exempt = fx.j["routing"]["near_tie_positions"].get<std::vector<int>>();
-    int agree = 0, counted = 0;
-    double worst = 0;
-    for (int t = 0; t < n; ++t) {
-      if (std::find(exempt.begin(), exempt.end(), t) != exempt.end()) continue;
-      const float* g = &got[size_t(t) * V];
-      const float* r = &fx.ref[size_t(t) * V];
-      double ss = 0;
-      for (int i = 0; i < V; ++i) ss += double(g[i] - r[i]) * (g[i] - r[i]);
-      worst = std::max(worst, std::sqrt(ss / V) / fx.std_);
-      std::vector<float> sorted(r, r + V);
-      std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
-      bool same = argmax(g, V) == argmax(r, V);
-      ++counted;
-      agree += same;
-      if (sorted[0] - sorted[1] >= 0.15 * fx.std_) {
-        EXPECT_TRUE(same) << "argmax differs at position " << t;
-      }
-    }
-    EXPECT_LE(worst, 0.1) << "worst position rms(delta)/std";
-    EXPECT_GE(double(agree) / counted, 0.85) << "argmax agreement";
-  }
+  std::vector<int> exempt;
+  if (fx.moe) exempt = fx.j["routing"]["near_tie_positions"].get<std::vector<int>>();
+  const double max_abs = test::expect_logits_match(fx.type, fx.gemma, exempt, got, fx.ref, n, V, fx.std_);
   std::printf("[%s] max|d| = %.3g (%.3g std)\n", GetParam().c_str(), max_abs, max_abs / fx.std_);
-
-  // Greedy: prompt in one batch, then one token at a time.
-  const json& gr = fx.j["greedy"];
-  std::vector<int32_t> prompt = gr["prompt_ids"].get<std::vector<int32_t>>();
-  std::vector<int32_t> want = gr["output_ids"].get<std::vector<int32_t>>();
-  std::vector<double> margins = gr["margins"].get<std::vector<double>>();
-  KvCache gcache(fx.model->config(), fx.n_ctx());
-  std::vector<float> last(V);
-  fx.model->forward(pool, gcache, prompt.data(), int(prompt.size()), 0, last.data(), false);
-  int pos = int(prompt.size());
-  bool exact = fx.type == "F32" || fx.type == "F16";
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (!exact && margins[i] < 2 * max_abs) break;  // a legitimately close call from here on
-    int32_t tok = argmax(last.data(), V);
-    ASSERT_EQ(tok, want[i]) << "greedy step " << i;
-    fx.model->forward(pool, gcache, &tok, 1, pos++, last.data(), false);
-  }
+  test::expect_greedy_matches(fx.j["greedy"], fx.type, max_abs, *fx.model, fx.n_ctx());
 }
 
 // The KV-cache path (one token at a time) gives the batch logits.
