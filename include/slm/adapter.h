@@ -12,6 +12,7 @@
 // is u·alpha/r, or u when alpha is 0.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -27,6 +28,9 @@ class LoraAdapter {
   // the base with the matching shapes, complete A/B pairs, one rank per pair. Throws
   // slm::Error naming the adapter file, the tensor and the shapes at fault.
   static std::unique_ptr<LoraAdapter> load(const std::string& path, const Model& base);
+  // The file alone, for inspection (`slm lora info`): the format and the pairs are checked,
+  // nothing is bound to a base; such an adapter cannot be applied.
+  static std::unique_ptr<LoraAdapter> inspect(const std::string& path);
   ~LoraAdapter();
 
   const std::string& path() const;
@@ -35,6 +39,17 @@ class LoraAdapter {
   int max_rank() const;               // the largest rank over its pairs
   size_t bytes() const;               // tensor data of the adapter
   std::vector<std::string> targets() const;  // adapted base tensors, in file order
+  // Per target: its rank and the ggml shapes and type names of lora_a and lora_b.
+  struct PairInfo {
+    std::string target;
+    int rank = 0;
+    std::vector<int64_t> a_shape, b_shape;
+    std::string a_type, b_type;
+  };
+  std::vector<PairInfo> pairs() const;
+  // Metadata of the file as key → text (strings as they are, numbers printed), for the
+  // training.* keys and the like.
+  std::vector<std::pair<std::string, std::string>> metadata() const;
   // Multiply-adds the adapter costs per token (A·x and B·(A·x) over every pair, experts
   // counted once per expert a token is routed to).
   double flops_per_token() const;
@@ -44,8 +59,36 @@ class LoraAdapter {
 
  private:
   LoraAdapter() = default;
+  static std::unique_ptr<LoraAdapter> open_checked(const std::string& path, const Model* base);
   std::unique_ptr<Impl> impl_;
 };
+
+// One A/B pair to write: the base tensor it adapts, both matrices as float32 in ggml's
+// shape order (ne[0] innermost, as in the file), and their stored type (F32 or F16).
+struct LoraPairData {
+  std::string target;  // e.g. "blk.0.attn_q.weight"
+  std::vector<int64_t> a_shape, b_shape;
+  std::vector<float> a, b;
+};
+// Writes an adapter in llama.cpp's format, atomically (temporary file, then rename).
+// `metadata`: extra string keys (general.name, training.* ...). type: "F32" or "F16".
+void write_lora_adapter(const std::string& path, const std::string& architecture, float alpha,
+                        const std::vector<LoraPairData>& pairs,
+                        const std::vector<std::pair<std::string, std::string>>& metadata = {},
+                        const std::string& type = "F32");
+
+struct LoraSet;
+
+// `slm lora merge`: the base with the adapters folded in, W' = W + Σ s·B·A computed in F32
+// (each adapted tensor dequantized, the products added, then stored in out_type, or in the
+// tensor's own type when out_type is empty); every other tensor and all metadata are
+// copied. Written atomically. progress(done, total) is called after each tensor.
+struct LoraMergeOptions {
+  std::string out_type;  // "F32", "F16", "Q8_0", "Q4_K" ... ("" keeps each tensor's type)
+  int n_threads = 1;
+  std::function<void(size_t done, size_t total)> progress;
+};
+void merge_lora(const Model& base, const LoraSet& set, const std::string& out_path, const LoraMergeOptions& options);
 
 // The adapters one sequence runs with, each with its user scale (llama.cpp's --lora-scaled).
 struct LoraSet {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "gguf/gguf.h"
 #include "kernels/thread_pool.h"
 #include "slm/error.h"
@@ -35,6 +36,7 @@ struct Options {
   int reps = 5;
   std::string kv_type = "f16";
   bool json = false;
+  LoraOptions lora;
 };
 
 struct Stat {
@@ -78,6 +80,8 @@ int run_bench(const Options& o) {
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::unique_ptr<Model> model = Model::load(o.model);
   ThreadPool pool(threads);
+  LoadedLoras adapters = load_loras(o.lora, *model, "bench");
+  const LoraSet* lora = adapters.get();
 
   uint64_t params = 0;
   for (const GgufTensor& t : model->file().tensors()) params += static_cast<uint64_t>(t.n_elements());
@@ -95,7 +99,7 @@ int run_bench(const Options& o) {
   {  // warm-up: one token touches every weight once
     KvCache cache(model->config(), 8, kv);
     auto t = random_tokens(1);
-    model->forward(pool, cache, t.data(), 1, 0, logits.data(), false);
+    model->forward(pool, cache, t.data(), 1, 0, logits.data(), false, lora);
   }
 
   std::vector<double> pp, tg;
@@ -103,7 +107,7 @@ int run_bench(const Options& o) {
     KvCache cache(model->config(), o.n_prompt, kv);
     auto t = random_tokens(o.n_prompt);
     const auto t0 = std::chrono::steady_clock::now();
-    model->forward(pool, cache, t.data(), o.n_prompt, 0, logits.data(), false);
+    model->forward(pool, cache, t.data(), o.n_prompt, 0, logits.data(), false, lora);
     pp.push_back(o.n_prompt / seconds_since(t0));
     if (!o.json) std::fprintf(stderr, "bench: pp%d rep %d: %.2f t/s\n", o.n_prompt, r + 1, pp.back());
   }
@@ -111,7 +115,7 @@ int run_bench(const Options& o) {
     KvCache cache(model->config(), o.n_gen, kv);
     auto t = random_tokens(o.n_gen);
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < o.n_gen; ++i) model->forward(pool, cache, &t[i], 1, i, logits.data(), false);
+    for (int i = 0; i < o.n_gen; ++i) model->forward(pool, cache, &t[i], 1, i, logits.data(), false, lora);
     tg.push_back(o.n_gen / seconds_since(t0));
     if (!o.json) std::fprintf(stderr, "bench: tg%d rep %d: %.2f t/s\n", o.n_gen, r + 1, tg.back());
   }
@@ -158,6 +162,7 @@ Action add_bench(CLI::App& app) {
   sub->add_option("-r,--repetitions", o->reps, "Repetitions of each test (default 5)");
   sub->add_option("--kv-type", o->kv_type, "KV cache type: f16 (default, as llama-bench) or f32");
   sub->add_flag("--json", o->json, "Print one JSON object instead of the table");
+  add_lora_options(sub, o->lora);
   return [o] { return run_bench(*o); };
 }
 

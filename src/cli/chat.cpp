@@ -15,6 +15,7 @@
 
 #include "app/chat_format.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "kernels/thread_pool.h"
 #include "slm/error.h"
 #include "slm/model.h"
@@ -39,6 +40,7 @@ struct ChatOptions {
   int n_threads = 0;
   std::string kv_type = "f32";
   SamplerParams sampling;
+  LoraOptions lora;
 };
 
 const char* kHelp =
@@ -57,7 +59,9 @@ class ChatLoop {
     int threads = o.n_threads > 0 ? o.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     pool_ = std::make_unique<ThreadPool>(threads);
     GgmlType kv = o.kv_type == "f16" ? GgmlType::F16 : GgmlType::F32;
+    adapters_ = load_loras(o.lora, *model_, "chat");
     session_ = std::make_unique<Session>(*model_, *pool_, o.n_ctx, kv);
+    session_->set_lora(adapters_.get());
     sampler_ = std::make_unique<Sampler>(o.sampling);
     reset();
   }
@@ -175,6 +179,7 @@ class ChatLoop {
   std::unique_ptr<Tokenizer> tok_;
   std::unique_ptr<ChatFormatter> fmt_;
   std::unique_ptr<ThreadPool> pool_;
+  LoadedLoras adapters_;
   std::unique_ptr<Session> session_;
   std::unique_ptr<Sampler> sampler_;
   ojson messages_;
@@ -254,6 +259,7 @@ Action add_chat(CLI::App& app) {
   sub->add_option("--presence-penalty", o->sampling.presence_penalty, "Presence penalty")->capture_default_str();
   sub->add_option("--frequency-penalty", o->sampling.frequency_penalty, "Frequency penalty")->capture_default_str();
   sub->add_option("--seed", o->sampling.seed, "Random seed");
+  add_lora_options(sub, o->lora);
   return [o] { return run_chat(*o); };
 }
 

@@ -18,5 +18,6 @@ Action add_logits(CLI::App& app);
 Action add_template(CLI::App& app);
 Action add_serve(CLI::App& app);
 Action add_chat(CLI::App& app);
+Action add_lora(CLI::App& app);
 
 }  // namespace slm::cli

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   add(slm::cli::add_template);
   add(slm::cli::add_chat);
   add(slm::cli::add_serve);
+  add(slm::cli::add_lora);
 
   try {
     app.parse(argc, argv);

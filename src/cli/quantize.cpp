@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "gguf/gguf.h"
 #include "quant/mixture.h"
 #include "quant/quant.h"
@@ -60,29 +61,6 @@ void convert_tensor(const GgufTensor& t, GgmlType to, uint8_t* dst, int threads)
     if (e) std::rethrow_exception(e);
 }
 
-class Progress {
- public:
-  explicit Progress(uint64_t total) : total_(total ? total : 1), tty_(isatty(2)) {}
-  void update(uint64_t done, const std::string& what) {
-    const int width = 30;
-    const int filled = static_cast<int>(width * done / total_);
-    const std::string bar = std::string(filled, '#') + std::string(width - filled, ' ');
-    const std::string line = fmt::format("[{}] {:3d}% {}", bar, static_cast<int>(100 * done / total_), what);
-    // On a terminal the bar redraws in place; in a log each step is one line.
-    if (tty_)
-      std::fprintf(stderr, "\r%-100s", line.c_str());
-    else
-      std::fprintf(stderr, "%s\n", line.c_str());
-    std::fflush(stderr);
-  }
-  void done() {
-    if (tty_) std::fprintf(stderr, "\n");
-  }
-
- private:
-  uint64_t total_;
-  bool tty_;
-};
 
 int run_quantize(const Options& o) {
   const QuantTarget target = parse_quant_target(o.type);

@@ -8,6 +8,7 @@
 
 #include "app/chat_format.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "gguf/gguf.h"
 #include "kernels/thread_pool.h"
 #include "model/config.h"
@@ -34,6 +35,7 @@ struct RunOptions {
   bool chat = false;           // -p is a user turn, formatted with the model's chat template
   std::string system;          // with --chat: a system message first
   std::string chat_template;   // with --chat: a template file instead of the model's
+  LoraOptions lora;
 };
 
 double mib(size_t b) { return b / (1024.0 * 1024.0); }
@@ -52,7 +54,9 @@ int run(const RunOptions& o) {
   std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(model->file());
   int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   ThreadPool pool(threads);
+  LoadedLoras adapters = load_loras(o.lora, *model, "slm");
   Session session(*model, pool, o.ctx, kv);
+  session.set_lora(adapters.get());
   std::fprintf(stderr, "slm: %s\nslm: weights %.2f MiB mapped, KV cache %.2f MiB (%s, context %d), %d threads, seed %llu\n",
                model->config().describe().c_str(), mib(model->weight_bytes()), mib(session.cache().bytes()),
                o.kv_type.c_str(), session.n_ctx(), threads, static_cast<unsigned long long>(sp.seed));
@@ -125,6 +129,7 @@ Action add_run(CLI::App& app) {
   sub->add_flag("--chat", o->chat, "Send the prompt as a user turn through the model's chat template");
   sub->add_option("--system", o->system, "With --chat: a system message before the prompt");
   sub->add_option("--chat-template", o->chat_template, "With --chat: a Jinja template file instead of the model's");
+  add_lora_options(sub, o->lora);
   return [o] { return run(*o); };
 }
 

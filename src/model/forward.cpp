@@ -330,6 +330,10 @@ void Model::forward(ThreadPool& pool, const std::vector<SequenceBatch>& batch) c
       tokens.push_back(sb.tokens[t]);
       slots.push_back({sb.cache, sb.pos0 + t});
       const bool adapted = sb.lora && !sb.lora->empty();
+      if (adapted && t == 0)
+        for (const auto& [adapter, scale] : sb.lora->adapters)
+          if (adapter && (!adapter->impl().bound || adapter->impl().layers.size() != size_t(c.n_layer)))
+            throw Error("forward: adapter " + adapter->path() + " was not loaded for this model");
       row_lora.push_back(adapted ? sb.lora : nullptr);
       any_lora = any_lora || adapted;
     }

@@ -10,6 +10,7 @@
 
 #include "gguf/gguf.h"
 #include "model/config.h"
+#include "quant/quant.h"
 #include "slm/error.h"
 #include "slm/model.h"
 
@@ -53,6 +54,11 @@ bool is_experts(LoraTarget t) {
   return t == LoraTarget::ffn_gate_exps || t == LoraTarget::ffn_up_exps || t == LoraTarget::ffn_down_exps;
 }
 
+struct AB {
+  const GgufTensor* a = nullptr;
+  const GgufTensor* b = nullptr;
+};
+
 WeightView view_of(const GgufTensor& t, int64_t cols, int64_t rows) {
   return {t.type, cols, rows, t.data, row_bytes(t.type, cols)};
 }
@@ -70,12 +76,37 @@ size_t LoraAdapter::bytes() const { return impl_->bytes; }
 std::vector<std::string> LoraAdapter::targets() const { return impl_->targets; }
 double LoraAdapter::flops_per_token() const { return impl_->flops_per_token; }
 
+namespace {
+void bind_to_base(LoraAdapter::Impl& impl, const Model& base, const std::map<std::string, AB>& pairs);
+}
+
+std::vector<LoraAdapter::PairInfo> LoraAdapter::pairs() const { return impl_->pair_info; }
+
+std::vector<std::pair<std::string, std::string>> LoraAdapter::metadata() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [key, v] : impl_->file->metadata()) {
+    std::string text;
+    if (v.type == GgufType::STRING) text = v.str;
+    else if (v.type == GgufType::ARRAY) text = "[" + std::to_string(v.arr.size()) + " values]";
+    else if (v.type == GgufType::BOOL) text = v.u ? "true" : "false";
+    else if (v.is_float()) text = std::to_string(v.as_double());
+    else text = std::to_string(v.as_int());
+    out.emplace_back(key, text);
+  }
+  return out;
+}
+
 std::unique_ptr<LoraAdapter> LoraAdapter::load(const std::string& path, const Model& base) {
+  return open_checked(path, &base);
+}
+
+std::unique_ptr<LoraAdapter> LoraAdapter::inspect(const std::string& path) { return open_checked(path, nullptr); }
+
+std::unique_ptr<LoraAdapter> LoraAdapter::open_checked(const std::string& path, const Model* base) {
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   impl->file = GgufFile::open(path);
   const GgufFile& f = *impl->file;
-  const ModelConfig& config = base.config();
   auto fail = [&](const std::string& what) -> Error { return Error(path + ": " + what); };
 
   const std::string type = f.get_string_or("general.type", "");
@@ -85,16 +116,13 @@ std::unique_ptr<LoraAdapter> LoraAdapter::load(const std::string& path, const Mo
   if (adapter_type != "lora")
     throw fail("adapter.type is '" + adapter_type + "'; only 'lora' adapters are supported");
   impl->architecture = f.get_string_or("general.architecture", "");
-  if (impl->architecture != config.arch)
-    throw fail("adapter for architecture '" + impl->architecture + "', but the base model is '" + config.arch + "'");
+  if (base && impl->architecture != base->config().arch)
+    throw fail("adapter for architecture '" + impl->architecture + "', but the base model is '" +
+               base->config().arch + "'");
   impl->alpha = f.get_f32_or("adapter.lora.alpha", 0.0f);
   if (!std::isfinite(impl->alpha)) throw fail("adapter.lora.alpha is not a finite number");
 
   // Pair up NAME.lora_a and NAME.lora_b, keeping the file's order of first appearance.
-  struct AB {
-    const GgufTensor* a = nullptr;
-    const GgufTensor* b = nullptr;
-  };
   std::vector<std::string> order;
   std::map<std::string, AB> pairs;
   for (const GgufTensor& t : f.tensors()) {
@@ -108,10 +136,42 @@ std::unique_ptr<LoraAdapter> LoraAdapter::load(const std::string& path, const Mo
   }
   if (order.empty()) throw fail("the adapter holds no tensors");
 
-  impl->layers.resize(size_t(config.n_layer));
   for (const std::string& name : order) {
     const AB& ab = pairs[name];
     if (!ab.a || !ab.b) throw fail(name + " has a " + (ab.a ? "lora_a" : "lora_b") + " but no " + (ab.a ? "lora_b" : "lora_a"));
+    const GgufTensor& A = *ab.a;
+    const GgufTensor& B = *ab.b;
+    const bool embd = name == "token_embd.weight";
+    LoraAdapter::PairInfo info;
+    info.target = name;
+    info.rank = int(embd ? A.ne[0] : A.ne[1]);
+    info.a_shape.assign(A.ne, A.ne + std::max<uint32_t>(1, A.n_dims));
+    info.b_shape.assign(B.ne, B.ne + std::max<uint32_t>(1, B.n_dims));
+    info.a_type = type_name(A.type);
+    info.b_type = type_name(B.type);
+    if (info.rank <= 0 || B.ne[0] != info.rank)
+      throw fail(name + ": lora_a " + shape_of(A) + " and lora_b " + shape_of(B) + " do not share one rank");
+    impl->pair_info.push_back(info);
+    impl->targets.push_back(name);
+    impl->max_rank = std::max(impl->max_rank, info.rank);
+    impl->bytes += A.nbytes + B.nbytes;
+  }
+  if (base) bind_to_base(*impl, *base, pairs);
+  std::unique_ptr<LoraAdapter> adapter(new LoraAdapter());
+  adapter->impl_ = std::move(impl);
+  return adapter;
+}
+
+namespace {
+
+// Checks every pair against the base tensor it adapts and fills the per-layer table.
+void bind_to_base(LoraAdapter::Impl& impl_ref, const Model& base, const std::map<std::string, AB>& pairs) {
+  LoraAdapter::Impl* impl = &impl_ref;
+  auto fail = [&](const std::string& what) -> Error { return Error(impl->path + ": " + what); };
+  const ModelConfig& config = base.config();
+  impl->layers.resize(size_t(config.n_layer));
+  for (const std::string& name : impl->targets) {
+    const auto& ab = pairs.at(name);
     const GgufTensor& A = *ab.a;
     const GgufTensor& B = *ab.b;
     const GgufTensor* W = base.file().find_tensor(name);
@@ -172,13 +232,71 @@ std::unique_ptr<LoraAdapter> LoraAdapter::load(const std::string& path, const Mo
         impl->layers[size_t(layer)][size_t(target)] = p;
       }
     }
-    impl->targets.push_back(name);
-    impl->max_rank = std::max<int>(impl->max_rank, int(rank));
-    impl->bytes += A.nbytes + B.nbytes;
   }
-  std::unique_ptr<LoraAdapter> adapter(new LoraAdapter());
-  adapter->impl_ = std::move(impl);
-  return adapter;
+  if (config.tied_output && impl->token_embd.present() && !impl->output.present()) {
+    const LoraPair& e = impl->token_embd;
+    const int64_t n_embd = e.b.rows, rank = e.rank;
+    std::vector<float> b(size_t(n_embd * rank));
+    for (int64_t d = 0; d < n_embd; ++d) dequantize_row(e.b.type, e.b.data + size_t(d) * e.b.row_stride, &b[size_t(d * rank)], rank);
+    impl->tied_output_bt.resize(b.size());
+    for (int64_t d = 0; d < n_embd; ++d)
+      for (int64_t k = 0; k < rank; ++k) impl->tied_output_bt[size_t(k * n_embd + d)] = b[size_t(d * rank + k)];
+    LoraPair out;
+    out.rank = rank;
+    out.scale = e.scale;
+    out.a = {GgmlType::F32, n_embd, rank, reinterpret_cast<const uint8_t*>(impl->tied_output_bt.data()),
+             size_t(n_embd) * sizeof(float)};
+    out.b = e.a;  // n_vocab rows of rank values
+    impl->output = out;
+  }
+  // Pointers into the layer table only once it is complete (no more reallocation).
+  for (const std::string& name : impl->targets) {
+    int layer = -1;
+    LoraTarget target = LoraTarget::count;
+    if (name == "token_embd.weight") impl->by_target[name] = &impl->token_embd;
+    else if (name == "output.weight") impl->by_target[name] = &impl->output;
+    else if (parse_layer_tensor(name, &layer, &target)) impl->by_target[name] = &impl->layers[size_t(layer)][size_t(target)];
+  }
+  impl->bound = true;
+}
+
+}  // namespace
+
+}  // namespace slm
+
+namespace slm {
+
+void write_lora_adapter(const std::string& path, const std::string& architecture, float alpha,
+                        const std::vector<LoraPairData>& pairs,
+                        const std::vector<std::pair<std::string, std::string>>& metadata, const std::string& type) {
+  const GgmlType stored = type == "F32" ? GgmlType::F32
+                          : type == "F16" ? GgmlType::F16
+                                          : throw Error("adapter tensors are written as F32 or F16, not " + type);
+  GgufWriter w;
+  w.set("general.architecture", GgufValue::make_string(architecture));
+  w.set("general.type", GgufValue::make_string("adapter"));
+  w.set("adapter.type", GgufValue::make_string("lora"));
+  w.set("adapter.lora.alpha", GgufValue::make_f32(alpha));
+  for (const auto& [key, value] : metadata) w.set(key, GgufValue::make_string(value));
+  std::vector<std::vector<uint8_t>> bytes;  // kept alive until write()
+  bytes.reserve(pairs.size() * 2);
+  for (const LoraPairData& p : pairs) {
+    for (int which = 0; which < 2; ++which) {
+      const std::vector<int64_t>& shape = which == 0 ? p.a_shape : p.b_shape;
+      const std::vector<float>& values = which == 0 ? p.a : p.b;
+      int64_t count = 1;
+      for (int64_t d : shape) count *= d;
+      if (shape.empty() || count != int64_t(values.size()))
+        throw Error(path + ": " + p.target + (which ? ".lora_b" : ".lora_a") + ": shape and values disagree");
+      const int64_t row = shape[0];
+      std::vector<uint8_t> data(row_bytes(stored, row) * size_t(count / row));
+      for (int64_t r = 0; r < count / row; ++r)
+        quantize_row(stored, values.data() + r * row, data.data() + size_t(r) * row_bytes(stored, row), row);
+      bytes.push_back(std::move(data));
+      w.add_tensor(p.target + (which ? ".lora_b" : ".lora_a"), stored, shape, bytes.back().data(), bytes.back().size());
+    }
+  }
+  w.write(path);
 }
 
 }  // namespace slm

@@ -2,6 +2,7 @@
 // the A/B pair (views into the adapter's mapped file, in its own type) and its scale.
 #pragma once
 #include <array>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,7 +44,13 @@ struct LoraAdapter::Impl {
   std::vector<std::array<LoraPair, size_t(LoraTarget::count)>> layers;
   LoraPair output;
   LoraPair token_embd;  // A [n_vocab rows of rank], B [n_embd rows of rank]
+  std::map<std::string, const LoraPair*> by_target;  // base tensor name → its pair
+  // A base whose output matrix is token_embd sees the token_embd pair there too, as the
+  // merged weights would: logits += s·A·(Bᵀ·x), with Bᵀ kept here as F32 [rank][n_embd].
+  std::vector<float> tied_output_bt;
   std::vector<std::string> targets;
+  std::vector<LoraAdapter::PairInfo> pair_info;
+  bool bound = false;  // checked against a base and ready to apply
   int max_rank = 0;
   size_t bytes = 0;
   double flops_per_token = 0;
