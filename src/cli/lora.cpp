@@ -164,6 +164,7 @@ Action add_lora(CLI::App& app) {
   s->add_option("--alpha", so->alpha, "Alpha")->capture_default_str();
   s->add_option("--targets", so->targets, "attn, ffn or attn,ffn")->capture_default_str();
   s->add_option("--seed", so->seed, "Random seed")->capture_default_str();
+  s->add_option("--std", so->std_dev, "Standard deviation of the A and B elements")->capture_default_str();
   return [=] {
     if (i->parsed()) return info(*info_file, *info_json);
     if (m->parsed()) return merge(*mo);

@@ -1,5 +1,6 @@
 // slm serve: an OpenAI-compatible HTTP server with continuous batching.
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "server/http.h"
 
 namespace slm::cli {
@@ -27,7 +28,13 @@ Action add_serve(CLI::App& app) {
       ->check(CLI::IsMember({"f32", "f16"}))
       ->capture_default_str();
   sub->add_option("--chat-template", o->chat_template_path, "Jinja chat template file (overrides the model's)");
-  return [o] { return server::serve(*o); };
+  auto lora = std::make_shared<LoraOptions>();
+  add_lora_options(sub, *lora);
+  return [o, lora] {
+    for (const std::string& s : lora->specs) o->lora.push_back(parse_lora_spec(s, false));
+    for (const std::string& s : lora->scaled_specs) o->lora.push_back(parse_lora_spec(s, true));
+    return server::serve(*o);
+  };
 }
 
 }  // namespace slm::cli

@@ -14,6 +14,7 @@
 #include "gguf/gguf.h"
 #include "model/config.h"
 #include "server/scheduler.h"
+#include "slm/adapter.h"
 #include "slm/error.h"
 #include "slm/model.h"
 #include "slm/tokenizer.h"
@@ -91,6 +92,45 @@ struct Server {
   std::unique_ptr<Scheduler> sched;
   std::string model_id;
   std::atomic<bool> ready{false};
+  // Adapters loaded at start; their default scales change through POST /lora-adapters.
+  struct Adapter {
+    std::unique_ptr<LoraAdapter> lora;
+    std::string name;
+    float scale = 1.0f;
+    std::atomic<uint64_t> requests{0};
+  };
+  std::vector<std::unique_ptr<Adapter>> adapters;
+  std::mutex adapters_mu;
+
+  // The adapter set of a request: its own "lora" list (unnamed adapters at 0), else the
+  // defaults.
+  LoraSet lora_set_for(const CompletionRequest& r) {
+    LoraSet set;
+    std::lock_guard<std::mutex> lock(adapters_mu);
+    for (size_t id = 0; id < adapters.size(); ++id) {
+      float scale = adapters[id]->scale;
+      if (r.lora) {
+        scale = 0.0f;
+        for (const auto& [k, s] : *r.lora)
+          if (size_t(k) == id) scale = s;
+      }
+      if (scale != 0.0f) {
+        set.adapters.push_back({adapters[id]->lora.get(), scale});
+        adapters[id]->requests++;
+      }
+    }
+    return set;
+  }
+
+  ojson adapters_json() {
+    std::lock_guard<std::mutex> lock(adapters_mu);
+    ojson list = ojson::array();
+    for (size_t id = 0; id < adapters.size(); ++id)
+      list.push_back({{"id", id}, {"name", adapters[id]->name}, {"path", adapters[id]->lora->path()},
+                      {"scale", adapters[id]->scale}, {"rank", adapters[id]->lora->max_rank()},
+                      {"alpha", adapters[id]->lora->alpha()}});
+    return list;
+  }
   httplib::Server http;
 
   bool authorized(const httplib::Request& req, httplib::Response& res) {
@@ -127,6 +167,16 @@ struct Server {
         throw e;
       }
       r.model = model_id;
+      if (r.lora)
+        for (const auto& [id, scale] : *r.lora)
+          if (size_t(id) >= adapters.size()) {
+            ApiError e;
+            e.message = "'lora' names adapter " + std::to_string(id) + ", but the server has " +
+                        std::to_string(adapters.size()) + " (see GET /lora-adapters)";
+            e.param = "lora";
+            throw e;
+          }
+      LoraSet lora = lora_set_for(r);
       std::vector<int32_t> prompt;
       try {
         prompt = chat_api ? chat->encode(text_only(r.messages), true) : tok->encode(r.prompt, true, false);
@@ -137,7 +187,7 @@ struct Server {
         e.param = chat_api ? "messages" : "prompt";
         throw e;
       }
-      job = sched->submit(std::move(r), std::move(prompt));
+      job = sched->submit(std::move(r), std::move(prompt), std::move(lora));
     } catch (const ApiError& e) {
       sched->count_error(e.status);
       send_error(res, e);
@@ -247,6 +297,14 @@ struct Server {
     metric("slm_slots_total", "gauge", "Slots", s.n_slots);
     metric("slm_kv_cache_cells_used", "gauge", "KV cache positions in use over all slots", double(s.kv_cells_used));
     metric("slm_kv_cache_cells_total", "gauge", "KV cache positions over all slots", double(s.kv_cells_total));
+    metric("slm_mixed_adapter_steps_total", "counter", "Batch steps that ran sequences with different adapters together",
+           double(s.mixed_adapter_steps));
+    if (!adapters.empty()) {
+      m += "# HELP slm_lora_requests_total Requests that ran with each adapter\n# TYPE slm_lora_requests_total counter\n";
+      for (size_t id = 0; id < adapters.size(); ++id)
+        m += "slm_lora_requests_total{id=\"" + std::to_string(id) + "\",name=\"" + adapters[id]->name + "\"} " +
+             std::to_string(adapters[id]->requests.load()) + "\n";
+    }
     m += "# HELP slm_errors_total Requests answered with an error\n# TYPE slm_errors_total counter\n";
     m += "slm_errors_total{kind=\"client\"} " + std::to_string(s.errors_4xx) + "\n";
     m += "slm_errors_total{kind=\"server\"} " + std::to_string(s.errors_5xx) + "\n";
@@ -318,6 +376,31 @@ struct Server {
                  {"data", ojson::array({{{"id", model_id}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "slm"}}})}};
       res.set_content(j.dump(), "application/json");
     });
+    // llama-server's adapter endpoints: the list with current scales, and new default scales.
+    http.Get("/lora-adapters", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!authorized(req, res)) return;
+      res.set_content(adapters_json().dump(), "application/json");
+    });
+    http.Post("/lora-adapters", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!authorized(req, res)) return;
+      try {
+        if (json_nesting_depth(req.body) > kMaxRequestDepth) throw ApiError{400, "the body is nested too deeply"};
+        ojson body;
+        try {
+          body = ojson::parse(req.body);
+        } catch (const ojson::exception& x) {
+          throw ApiError{400, std::string("malformed JSON in the request body: ") + x.what()};
+        }
+        const auto scales = parse_lora_scales(body, int(adapters.size()), "body");
+        std::lock_guard<std::mutex> lock(adapters_mu);
+        for (const auto& [id, scale] : scales) adapters[size_t(id)]->scale = scale;
+      } catch (const ApiError& e) {
+        sched->count_error(e.status);
+        send_error(res, e);
+        return;
+      }
+      res.set_content(adapters_json().dump(), "application/json");
+    });
     http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
       completions(req, res, true);
     });
@@ -351,6 +434,15 @@ int serve(const ServeOptions& opt_in) {
   s.chat = std::make_unique<ChatFormatter>(s.model->file(), *s.tok, opt.chat_template_path, &warning);
   if (!warning.empty()) std::fprintf(stderr, "serve: warning: %s\n", warning.c_str());
   s.model_id = std::filesystem::path(opt.model_path).stem().string();
+  for (const auto& [path, scale] : opt.lora) {
+    auto a = std::make_unique<Server::Adapter>();
+    a->lora = LoraAdapter::load(path, *s.model);
+    a->name = std::filesystem::path(path).stem().string();
+    a->scale = scale;
+    std::fprintf(stderr, "serve: adapter %zu '%s': rank %d, %.2f MiB, default scale %g\n", s.adapters.size(),
+                 a->name.c_str(), a->lora->max_rank(), a->lora->bytes() / 1048576.0, scale);
+    s.adapters.push_back(std::move(a));
+  }
 
   SchedulerOptions so;
   so.n_slots = opt.n_parallel;

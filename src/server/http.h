@@ -2,6 +2,8 @@
 #pragma once
 #include <cstddef>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace slm::server {
 
@@ -18,6 +20,7 @@ struct ServeOptions {
   int max_queue = 64;
   std::string chat_template_path;
   std::string kv_type = "f32";
+  std::vector<std::pair<std::string, float>> lora;  // adapters loaded at start: file, default scale
 };
 
 // Loads the model, listens, serves until SIGINT/SIGTERM; returns the exit code.

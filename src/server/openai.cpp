@@ -177,7 +177,29 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
     for (const std::string& x : s.stop)
       if (x.empty()) bad("stop", "'stop' sequences must not be empty");
   }
+  if (body.contains("lora") && !body["lora"].is_null()) r.lora = parse_lora_scales(body["lora"], -1, "lora");
   return r;
+}
+
+std::vector<std::pair<int, float>> parse_lora_scales(const ojson& v, int n_adapters, const std::string& param) {
+  if (!v.is_array()) bad(param, "'" + param + "' must be an array of {\"id\", \"scale\"}, got " + json_kind(v));
+  std::vector<std::pair<int, float>> out;
+  for (size_t k = 0; k < v.size(); ++k) {
+    const std::string where = param + "[" + std::to_string(k) + "]";
+    if (!v[k].is_object()) bad(where, "'" + where + "' must be an object {\"id\", \"scale\"}");
+    for (auto it = v[k].begin(); it != v[k].end(); ++it)
+      if (it.key() != "id" && it.key() != "scale") bad(where, "'" + where + "' has an unknown field '" + it.key() + "'");
+    if (!v[k].contains("id")) bad(where + ".id", "'" + where + ".id' is required");
+    const int64_t id = get_integer(v[k], "id", 0, 1 << 20, 0);
+    if (n_adapters >= 0 && id >= n_adapters)
+      bad(where + ".id", "'" + where + ".id' is " + std::to_string(id) + ", but the server has " +
+                             std::to_string(n_adapters) + " adapter(s)");
+    const double scale = get_number(v[k], "scale", -100, 100, 1);
+    for (const auto& [seen, s] : out)
+      if (seen == id) bad(where + ".id", "adapter " + std::to_string(id) + " is named twice in '" + param + "'");
+    out.emplace_back(int(id), float(scale));
+  }
+  return out;
 }
 
 ojson usage_json(int prompt_tokens, int completion_tokens) {

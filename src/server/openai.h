@@ -44,12 +44,19 @@ struct CompletionRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   SamplingParams sampling;
+  // llama-server's per-request adapters: [{"id", "scale"}]; adapters not named run at scale
+  // 0. Absent: the server's current default scales.
+  std::optional<std::vector<std::pair<int, float>>> lora;
 };
 
 // Request bodies nested deeper than this (arrays and objects) are refused before parsing.
 constexpr int kMaxRequestDepth = 64;
 // The deepest nesting of arrays and objects in a JSON text (strings skipped; no validation).
 int json_nesting_depth(std::string_view text);
+
+// [{"id": N, "scale": S}, ...] as in llama-server's "lora" field and POST /lora-adapters;
+// ids are checked against n_adapters. Throws ApiError (400) naming `param`.
+std::vector<std::pair<int, float>> parse_lora_scales(const ojson& v, int n_adapters, const std::string& param);
 
 // Parses and validates a request body; throws ApiError (400) naming the field at fault.
 CompletionRequest parse_completion_request(const std::string& body, bool chat);

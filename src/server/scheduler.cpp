@@ -76,7 +76,7 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tok, SchedulerOptions 
 
 Scheduler::~Scheduler() { shutdown(0); }
 
-std::shared_ptr<Job> Scheduler::submit(CompletionRequest req, std::vector<int32_t> prompt) {
+std::shared_ptr<Job> Scheduler::submit(CompletionRequest req, std::vector<int32_t> prompt, LoraSet lora) {
   ApiError e;
   if (prompt.empty()) {
     e.message = "the prompt is empty";
@@ -99,6 +99,7 @@ std::shared_ptr<Job> Scheduler::submit(CompletionRequest req, std::vector<int32_
 
   auto job = std::make_shared<Job>();
   job->request = std::move(req);
+  job->lora = std::move(lora);
   job->prompt = std::move(prompt);
   job->prompt_tokens = static_cast<int>(job->prompt.size());
   {
@@ -260,6 +261,7 @@ void Scheduler::step() {
     const std::vector<int32_t>& prompt = s.job->prompt;
     SequenceBatch b;
     b.cache = s.cache.get();
+    b.lora = s.job->lora.empty() ? nullptr : &s.job->lora;
     b.pos0 = s.n_past;
     b.logits = s.logits.data();
     if (s.n_prompt_done < prompt.size()) {
@@ -277,6 +279,11 @@ void Scheduler::step() {
     }
     batch.push_back(b);
   }
+  bool mixed = false;
+  for (const SequenceBatch& b : batch)
+    if (b.lora != batch.front().lora &&
+        !(b.lora && batch.front().lora && b.lora->adapters == batch.front().lora->adapters))
+      mixed = true;
   if (!batch.empty()) model_.forward(*pool_, batch);
 
   for (const Work& w : work) {
@@ -323,6 +330,7 @@ void Scheduler::step() {
   stats_.active_slots = active;
   stats_.kv_cells_used = cells;
   stats_.prompt_tokens += prompt_evaluated;
+  if (mixed) ++stats_.mixed_adapter_steps;
   stats_.completion_tokens += static_cast<uint64_t>(decoded);
   if (decoded > 0 && dt > 0) {
     double rate = decoded / dt;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "server/openai.h"
+#include "slm/adapter.h"
 
 namespace slm {
 class Model;
@@ -34,6 +35,7 @@ struct JobEvent {
 struct Job {
   CompletionRequest request;
   std::vector<int32_t> prompt;
+  LoraSet lora;  // the adapters this request runs with (empty: the base model)
   int prompt_tokens = 0;
   int completion_tokens = 0;
   std::atomic<bool> cancelled{false};  // the client went away: free the slot at once
@@ -62,6 +64,7 @@ struct SchedulerStats {
   uint64_t errors_4xx = 0, errors_5xx = 0, cancelled = 0;
   int queue_depth = 0, active_slots = 0, n_slots = 0;
   uint64_t kv_cells_used = 0, kv_cells_total = 0;
+  uint64_t mixed_adapter_steps = 0;  // batch steps whose sequences ran different adapter sets
   double decode_tokens_per_s = 0;  // over the last steps with decoding
 };
 
@@ -72,7 +75,7 @@ class Scheduler {
 
   // Queues a request (prompt already tokenized). Throws ApiError 429 when the queue is full,
   // 400 when the prompt does not fit the context, 503 after shutdown began.
-  std::shared_ptr<Job> submit(CompletionRequest req, std::vector<int32_t> prompt);
+  std::shared_ptr<Job> submit(CompletionRequest req, std::vector<int32_t> prompt, LoraSet lora = {});
   // Stops admitting; cancels what is queued; lets active slots finish for up to grace_ms,
   // then cancels them; joins the loop thread.
   void shutdown(int grace_ms);

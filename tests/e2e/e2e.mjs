@@ -195,6 +195,46 @@ try {
     results.push(`     load: ${completed} completed, ${aborted} aborted; RSS idle ${(idleRss / 1048576).toFixed(1)} MiB, after ${(afterRss / 1048576).toFixed(1)} MiB`);
   });
 
+  await check('adapters per request: two requests with different adapters in one batch equal slm run with each', async () => {
+    const dir = fs.mkdtempSync('/tmp/slm-e2e-lora-');
+    const files = [0, 1].map((k) => {
+      const f = `${dir}/a${k}.gguf`;
+      execFileSync(bin, ['lora', 'synth', '-m', model, '-o', f, '--rank', '8', '--std', '0.2', '--seed', String(11 + k)], { stdio: 'ignore' });
+      return f;
+    });
+    const srv = await startServer(['--lora-scaled', `${files[0]}:0`, '--lora-scaled', `${files[1]}:0`]);
+    try {
+      const c = new OpenAI({ apiKey: KEY, baseURL: `http://127.0.0.1:${srv.port}/v1`, maxRetries: 0, timeout: 60000 });
+      const list = JSON.parse((await rawRequest(srv.port, 'GET', '/lora-adapters')).body);
+      assert.equal(list.length, 2);
+      assert.deepEqual(list.map((a) => [a.id, a.scale]), [[0, 0], [1, 0]]);
+      const prompt = 'Once upon a time';
+      const ask = (lora) => c.completions.create({ model: 'stories260K', prompt, max_tokens: 30, temperature: 0, lora });
+      const before = (await rawRequest(srv.port, 'GET', '/metrics')).body.match(/slm_mixed_adapter_steps_total (\d+)/)[1];
+      const [r0, r1, rb] = await Promise.all([ask([{ id: 0, scale: 1 }]), ask([{ id: 1, scale: 1 }]), ask(undefined)]);
+      const after = (await rawRequest(srv.port, 'GET', '/metrics')).body.match(/slm_mixed_adapter_steps_total (\d+)/)[1];
+      assert.ok(Number(after) > Number(before), 'the three requests shared batch steps');
+      const runWith = (args) => execFileSync(bin, ['run', '-m', model, '-p', prompt, '-n', '30', '--temp', '0', '--ctx', '256', ...args], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+      assert.equal(r0.choices[0].text + '\n', runWith(['--lora', files[0]]));
+      assert.equal(r1.choices[0].text + '\n', runWith(['--lora', files[1]]));
+      assert.equal(rb.choices[0].text + '\n', runWith([]));
+      assert.notEqual(r0.choices[0].text, rb.choices[0].text, 'adapter 0 changes the text');
+      assert.notEqual(r1.choices[0].text, r0.choices[0].text, 'the adapters differ');
+      // New default scales apply to requests that name no adapters.
+      const set = await rawRequest(srv.port, 'POST', '/lora-adapters', JSON.stringify([{ id: 1, scale: 1 }]));
+      assert.equal(set.status, 200);
+      assert.equal((await ask(undefined)).choices[0].text, r1.choices[0].text);
+      const bad = await rawRequest(srv.port, 'POST', '/v1/completions', JSON.stringify({ prompt, lora: [{ id: 5, scale: 1 }] }));
+      assert.equal(bad.status, 400);
+      assert.match(JSON.parse(bad.body).error.message, /adapter 5/);
+      const metrics = (await rawRequest(srv.port, 'GET', '/metrics')).body;
+      assert.match(metrics, /slm_lora_requests_total\{id="0",name="a0"\} 1/);
+    } finally {
+      srv.proc.kill('SIGTERM');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   await check('graceful shutdown on SIGTERM exits 0', async () => {
     const code = await new Promise((resolve) => {
       server.proc.removeAllListeners('exit');

@@ -137,3 +137,17 @@ TEST(OpenAiRequest, OverflowingNumberIsA400) {
   ApiError e = error_of(R"({"messages":[{"role":"user","content":"hi"}],"temperature":1e999})", true);
   EXPECT_EQ(e.status, 400);
 }
+
+// llama-server's per-request adapters.
+TEST(OpenAiRequest, LoraField) {
+  CompletionRequest r = parse_completion_request(R"({"prompt":"x","lora":[{"id":1,"scale":0.5},{"id":0}]})", false);
+  ASSERT_TRUE(r.lora.has_value());
+  EXPECT_EQ(*r.lora, (std::vector<std::pair<int, float>>{{1, 0.5f}, {0, 1.0f}}));
+  EXPECT_FALSE(parse_completion_request(R"({"prompt":"x"})", false).lora.has_value());
+  EXPECT_EQ(error_of(R"({"prompt":"x","lora":{"id":0}})", false).param, "lora");
+  EXPECT_EQ(error_of(R"({"prompt":"x","lora":[{"scale":1}]})", false).param, "lora[0].id");
+  EXPECT_EQ(error_of(R"({"prompt":"x","lora":[{"id":-1}]})", false).param, "id");
+  EXPECT_EQ(error_of(R"({"prompt":"x","lora":[{"id":0,"weight":1}]})", false).param, "lora[0]");
+  EXPECT_EQ(error_of(R"({"prompt":"x","lora":[{"id":0},{"id":0}]})", false).param, "lora[1].id");
+  EXPECT_THROW(parse_lora_scales(ojson::parse(R"([{"id":2}])"), 2, "body"), ApiError);
+}
