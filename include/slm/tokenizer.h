@@ -61,11 +61,14 @@ class Tokenizer {
 };
 
 // Turns a stream of token ids into text, emitting bytes as soon as they form complete UTF-8
-// characters and never half a character; also applies the first-piece leading-space rule.
+// characters and never half a character. A continuation (tokens generated after a prompt,
+// the default) keeps every byte, so prompt + output is the whole text, as llama.cpp streams
+// it; starts_text: the ids begin a text of their own, and SentencePiece's prefix space of
+// the first piece is dropped as decode() drops it.
 class StreamDecoder {
  public:
-  explicit StreamDecoder(const Tokenizer& tok, bool render_special = false)
-      : tok_(tok), render_special_(render_special) {}
+  explicit StreamDecoder(const Tokenizer& tok, bool render_special = false, bool starts_text = false)
+      : tok_(tok), render_special_(render_special), first_(starts_text) {}
   // Returns the text that became complete with this token (possibly empty).
   std::string push(int32_t id);
   // Whatever is still pending (an incomplete UTF-8 tail is returned as is). Bytes that can

@@ -7,7 +7,7 @@ namespace slm {
 std::string StreamDecoder::push(int32_t id) {
   std::string piece = tok_.token_to_piece(id, render_special_);
   if (first_ && !piece.empty()) {
-    // Same rule as Tokenizer::decode: the first piece loses the encoder's prefix space.
+    // A text of its own: as Tokenizer::decode, the first piece loses the prefix space.
     if (tok_.add_space_prefix() && piece[0] == ' ') piece.erase(0, 1);
     first_ = false;
   }

@@ -21,11 +21,14 @@ const char* kMerges = "tokenizer.ggml.merges";
   throw Error(f.path() + ": metadata key '" + key + "': " + what);
 }
 
-// Token texts that end a turn in the usual chat formats; they end generation and are forced
-// to CONTROL (so plain text cannot inject them), as llama.cpp does.
+// Token texts that end a turn in the usual chat formats (llama.cpp's list). They end
+// generation and are CONTROL even where the file types them otherwise, so text from a user
+// (specials not parsed) can never spell them into a token: no forged turns, no forced stop.
 const char* const kEogTexts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>",
-    "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>",
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+    "<｜end▁of▁sentence｜>", "[e~[",
 };
 // Candidates for the end-of-turn id when tokenizer.ggml.eot_token_id is absent.
 const char* const kEotTexts[] = {
@@ -173,13 +176,25 @@ Vocab load_vocab(const GgufFile& f) {
     if (int32_t id = v.find(t); id >= 0) force_control(id);
   for (const char* t : kEogTexts)
     if (int32_t id = v.find(t); id >= 0) { v.eog.insert(id); force_control(id); }
-  // </s> and <eos> end generation wherever they exist (Gemma 3 instruct files name
-  // <end_of_turn> as EOS, yet the model may still emit <eos>), but they keep their type:
-  // Phi-3 has </s> as a user-defined token that plain text does match.
-  for (const char* t : {"</s>", "<eos>"})
-    if (int32_t id = v.find(t); id >= 0) v.eog.insert(id);
+  // gpt-oss's channel markers are always rendered as text.
+  for (const char* t : {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"})
+    if (int32_t id = v.find(t); id >= 0) v.type[id] = TokenType::UserDefined;
   for (int32_t id : {v.eos, v.eot, v.eom})
     if (id >= 0) v.eog.insert(id);
+  // Formats where a listed text is not an end of turn (as llama.cpp decides): harmony and
+  // solar-open's <|end|> closes a message, gemma4's </s> is ordinary text.
+  auto has = [&](const char* t) { int32_t id = v.find(t); return id >= 0 && v.eog.count(id) > 0; };
+  if (has("<|end|>") && ((has("<|return|>") && (has("<|call|>") || has("<|calls|>"))) ||
+                         ((has("<|call|>") || has("<|calls|>")) && has("<|flush|>")))) {
+    const int32_t id = v.find("<|end|>");
+    v.eog.erase(id);
+    v.type[id] = TokenType::UserDefined;
+  }
+  if (has("<|tool_response>") && has("</s>")) {
+    const int32_t id = v.find("</s>");
+    v.eog.erase(id);
+    v.type[id] = TokenType::Normal;
+  }
 
   // Phi-3: its added special tokens strip whitespace on their right (the HF rstrip flag).
   v.rstrip.assign(n, 0);

@@ -41,6 +41,27 @@ bool ends_on_boundary(const std::string& s) { return utf8::incomplete_tail(s) ==
 const char* const kAllVocabs[] = {"llama-spm", "mistral-7b", "phi-3", "gemma", "llama-bpe",
                                   "refact", "deepseek-llm", "falcon"};
 
+// User text that spells an end-of-turn marker stays text on every vocabulary, even where the
+// file types the marker user-defined (Phi-3's </s>) — otherwise a prompt could end the
+// answer or forge a turn. With specials parsed it is the token.
+TEST(Special, EndOfTurnTextsNeverComeFromPlainText) {
+  for (const char* name : {"gemma", "gemma-3", "phi-3", "llama-spm", "mistral-7b", "llama-bpe"}) {
+    const Tokenizer& t = vocab(name);
+    for (const char* marker : {"</s>", "<eos>", "<end_of_turn>", "<|end|>", "<|endoftext|>", "<|eot_id|>"}) {
+      const int32_t id = t.find_token(marker);
+      if (id < 0) continue;
+      const std::string text = std::string("a ") + marker + " b";
+      const auto plain = t.encode(text, false, false);
+      EXPECT_EQ(std::count(plain.begin(), plain.end(), id), 0) << name << " " << marker;
+      EXPECT_FALSE(std::any_of(plain.begin(), plain.end(), [&](int32_t x) { return t.is_eog(x); })) << name << " " << marker;
+      EXPECT_TRUE(t.is_control(id)) << name << " " << marker;
+      EXPECT_TRUE(t.is_eog(id)) << name << " " << marker;
+      const auto parsed = t.encode(text, false, true);
+      EXPECT_EQ(std::count(parsed.begin(), parsed.end(), id), 1) << name << " " << marker;
+    }
+  }
+}
+
 TEST(Special, ControlTextIsOnlyParsedWhenAsked) {
   const Tokenizer& t = vocab("llama-bpe");
   const int32_t eot = t.find_token("<|eot_id|>");
@@ -157,7 +178,7 @@ TEST(Decode, ByteFallbackJoinsIntoUtf8) {
 TEST(StreamDecoder, HoldsSplitCharactersUntilComplete) {
   const Tokenizer& t = vocab("llama-spm");
   auto ids = t.encode("a\xF0\x9F\xA6\x99" "b", false, false);  // a, 4 byte tokens, b
-  StreamDecoder d(t);
+  StreamDecoder d(t, false, /*starts_text=*/true);
   std::vector<std::string> outs;
   for (int32_t id : ids) outs.push_back(d.push(id));
   EXPECT_EQ(d.flush(), "");
@@ -181,13 +202,32 @@ TEST(StreamDecoder, FlushReturnsAnUnfinishedTail) {
   EXPECT_EQ(d2.push(t.find_token("<0xFF>")), "\xFF");
 }
 
+// A continuation (the default) keeps the first piece's space: "Once" + " upon" is one text,
+// for every family; only a text of its own drops SentencePiece's prefix space.
+TEST(StreamDecoder, ContinuationKeepsTheFirstSpace) {
+  for (const char* name : kAllVocabs) {
+    const Tokenizer& t = vocab(name);
+    const std::string prompt = "Once", rest = " upon a time";
+    const auto prompt_ids = t.encode(prompt, false, false);
+    const auto all_ids = t.encode(prompt + rest, false, false);
+    ASSERT_GE(all_ids.size(), prompt_ids.size()) << name;
+    if (!std::equal(prompt_ids.begin(), prompt_ids.end(), all_ids.begin())) continue;  // merged across the seam
+    StreamDecoder d(t);
+    std::string streamed;
+    for (size_t i = prompt_ids.size(); i < all_ids.size(); ++i) streamed += d.push(all_ids[i]);
+    streamed += d.flush();
+    EXPECT_EQ(streamed, rest) << name;
+    EXPECT_EQ(t.decode(prompt_ids) + streamed, prompt + rest) << name;
+  }
+}
+
 TEST(StreamDecoder, ChunksAreWholeCharactersAndAddUpToDecode) {
   const std::string text = "Grüße 🦙🚀 — 镇 Ꙋ 😶‍🌫️ naïve café; ok";
   int split_chars_seen = 0;
   for (const char* name : kAllVocabs) {
     const Tokenizer& t = vocab(name);
     const auto ids = t.encode(text, false, false);
-    StreamDecoder d(t);
+    StreamDecoder d(t, false, /*starts_text=*/true);
     std::string all;
     for (int32_t id : ids) {
       const std::string piece = t.token_to_piece(id);
@@ -323,7 +363,7 @@ TEST(BadInput, RandomTextsRoundTripAndStreamLikeDecode) {
         }
         // The stream decoder yields exactly what decode does, for any ids.
         for (bool render : {false, true}) {
-          StreamDecoder d(t, render);
+          StreamDecoder d(t, render, /*starts_text=*/true);
           std::string streamed;
           for (int32_t id : ids) streamed += d.push(id);
           streamed += d.flush();
