@@ -22,6 +22,8 @@ struct SamplerParams {
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
   uint64_t seed = 0;
+  // Added to a token's logit before anything else (OpenAI's logit_bias; -inf bans it).
+  std::vector<std::pair<int32_t, float>> logit_bias;
   // Throws slm::Error with a one-line message for out-of-range values (negative
   // temperature, top-p or min-p outside [0, 1], repeat penalty <= 0, negative last-n).
   void validate() const;

@@ -1,5 +1,7 @@
 #include "app/chat_format.h"
 
+#include <ctime>
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -58,12 +60,9 @@ ChatFormatter::ChatFormatter(const GgufFile& file, const Tokenizer& tok, const s
     if (warning) *warning = file.path() + " has no chat template (tokenizer.chat_template); using ChatML";
   }
   // Control tokens (type 3 in tokenizer.ggml.token_type) are what parse_special recognises.
-  if (file.has("tokenizer.ggml.token_type") && file.has("tokenizer.ggml.tokens")) {
-    std::vector<int64_t> types = file.get_int_array("tokenizer.ggml.token_type");
-    for (size_t id = 0; id < types.size() && id < static_cast<size_t>(tok.n_vocab()); ++id)
-      if (types[id] == 3 && !tok.token_text(static_cast<int32_t>(id)).empty())
-        control_texts_.push_back(tok.token_text(static_cast<int32_t>(id)));
-  }
+  // The tokenizer's view, which also counts end-of-turn texts the file types otherwise.
+  for (int32_t id = 0; id < tok.n_vocab(); ++id)
+    if (tok.is_control(id) && !tok.token_text(id).empty()) control_texts_.push_back(tok.token_text(id));
   bos_text_ = token_text_or_empty(tok, tok.bos());
   eos_text_ = token_text_or_empty(tok, tok.eos());
   tmpl_ = std::make_unique<ChatTemplate>(source_);
@@ -75,7 +74,17 @@ std::string ChatFormatter::render(const nlohmann::ordered_json& messages, bool a
   opt.add_generation_prompt = add_generation_prompt;
   opt.bos_token = bos_text_;
   opt.eos_token = eos_text_;
-  opt.extra = extra;
+  opt.extra = extra.is_null() ? nlohmann::ordered_json::object() : extra;
+  // What llama-server passes besides Hugging Face's variables: today's date for Llama 3.x
+  // ("26 Jul 2024"; strftime_now gives the rest).
+  if (opt.extra.is_object() && !opt.extra.contains("date_string")) {
+    std::time_t t = std::time(nullptr);
+    std::tm now{};
+    localtime_r(&t, &now);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%d %b %Y", &now);
+    opt.extra["date_string"] = buf;
+  }
   return tmpl_->render(messages, opt);
 }
 

@@ -28,6 +28,8 @@ Action add_serve(CLI::App& app) {
       ->check(CLI::IsMember({"f32", "f16"}))
       ->capture_default_str();
   sub->add_option("--chat-template", o->chat_template_path, "Jinja chat template file (overrides the model's)");
+  sub->add_option("--alias,-a", o->alias, "Model name reported by /v1/models and in responses (default: the file name)");
+  sub->add_flag("--quiet,-q", o->quiet, "No access log (one line per request on stderr)");
   auto lora = std::make_shared<LoraOptions>();
   add_lora_options(sub, *lora);
   return [o, lora] {

@@ -64,6 +64,8 @@ void Sampler::apply_penalties(std::vector<float>& logits) const {
 std::vector<TokenProb> Sampler::distribution(const float* logits_in, int n_vocab) const {
   if (n_vocab <= 0) throw Error("sampler: empty logits");
   std::vector<float> logits(logits_in, logits_in + n_vocab);
+  for (const auto& [id, bias] : params_.logit_bias)
+    if (id >= 0 && id < n_vocab) logits[size_t(id)] += bias;
   apply_penalties(logits);
   const SamplerParams& p = params_;
 

@@ -40,6 +40,11 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.set_content(error_body(e), "application/json");
 }
 
+std::chrono::steady_clock::time_point& request_started() {
+  thread_local std::chrono::steady_clock::time_point t;  // one request at a time per connection thread
+  return t;
+}
+
 ApiError status_error(int status) {
   ApiError e;
   e.status = status;
@@ -64,6 +69,7 @@ ojson text_only(const ojson& messages) {
   ojson out = messages;
   for (size_t k = 0; k < out.size(); ++k) {
     ojson& m = out[k];
+    if (m.contains("content") && m["content"].is_null()) m["content"] = "";  // a tool-call turn
     if (!m.contains("content") || !m["content"].is_array()) continue;
     std::string text;
     bool first = true;
@@ -145,8 +151,16 @@ struct Server {
     return false;
   }
 
+  bool loaded(httplib::Response& res) {
+    if (ready) return true;
+    ApiError e = status_error(503);
+    e.message = "the model is still loading";
+    send_error(res, e);
+    return false;
+  }
+
   void completions(const httplib::Request& req, httplib::Response& res, bool chat_api) {
-    if (!authorized(req, res)) return;
+    if (!loaded(res) || !authorized(req, res)) return;
     if (req.body.size() > opt.max_body) {
       ApiError e = status_error(413);
       e.message = "request body of " + std::to_string(req.body.size()) + " bytes is larger than the limit of " +
@@ -158,14 +172,8 @@ struct Server {
     std::shared_ptr<Job> job;
     try {
       CompletionRequest r = parse_completion_request(req.body, chat_api);
-      if (!r.model.empty() && r.model != model_id) {
-        ApiError e;
-        e.status = 404;
-        e.message = "the model '" + r.model + "' does not exist; this server serves '" + model_id + "'";
-        e.param = "model";
-        e.code = "model_not_found";
-        throw e;
-      }
+      // One model is served whatever name the client sends (clients ship fixed names such as
+      // "gpt-4o-mini", as llama-server accepts); the response carries the served name.
       r.model = model_id;
       if (r.lora)
         for (const auto& [id, scale] : *r.lora)
@@ -197,8 +205,9 @@ struct Server {
     const std::string id = make_id(chat_api ? "chatcmpl" : "cmpl");
     const int64_t created = unix_now();
     const int timeout_ms = opt.timeout_s * 1000;
+    const std::string echoed = job->request.echo ? job->request.prompt : std::string();
     if (!job->request.stream) {
-      std::string text;
+      std::string text = echoed;
       JobEvent ev;
       auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
       for (;;) {
@@ -221,6 +230,7 @@ struct Server {
         }
         if (ev.kind == JobEvent::Done) break;
       }
+      res.set_header("X-Slm-Tokens", std::to_string(job->prompt_tokens) + "+" + std::to_string(job->completion_tokens));
       res.set_content(completion_response(job->request, id, created, text, ev.finish_reason, job->prompt_tokens,
                                           job->completion_tokens)
                           .dump(-1, ' ', false, ojson::error_handler_t::replace),
@@ -231,12 +241,19 @@ struct Server {
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [job, id, created, timeout_ms, first = true](size_t, httplib::DataSink& sink) mutable {
+        [job, id, created, timeout_ms, echoed, first = true](size_t, httplib::DataSink& sink) mutable {
           auto send = [&](const ojson& j) {
             std::string s = "data: " + j.dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n\n";
             return sink.write(s.data(), s.size());
           };
           auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+          if (first && !echoed.empty()) {
+            if (!send(completion_chunk(job->request, id, created, echoed, nullptr, true))) {
+              job->cancelled = true;
+              return false;
+            }
+            first = false;
+          }
           JobEvent ev;
           for (;;) {
             if (!job->next(&ev, 100)) {
@@ -313,6 +330,25 @@ struct Server {
   }
 
   void routes() {
+    // One socket per port: without SO_REUSEPORT (httplib sets it by default) a second server
+    // on a port in use fails at start instead of silently sharing the traffic.
+    http.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const char*>(&yes), sizeof yes);
+    });
+    // Access log: one line per request on stderr.
+    http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+      request_started() = std::chrono::steady_clock::now();
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+    if (!opt.quiet)
+      http.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - request_started()).count();
+        const std::string tokens = res.get_header_value("X-Slm-Tokens");
+        std::fprintf(stderr, "serve: %s %s %d%s%s %.1f ms\n", req.method.c_str(), req.path.c_str(), res.status,
+                     tokens.empty() ? "" : " tokens ", tokens.c_str(), ms);
+      });
     // One thread per open connection: a kept-alive idle connection holds its thread, so the
     // pool must be larger than the clients we expect at once (httplib's default is 8).
     http.new_task_queue = [] { return new httplib::ThreadPool(256); };
@@ -347,7 +383,7 @@ struct Server {
                               {"Access-Control-Allow-Methods", "GET, POST, OPTIONS"}});
     http.Options(R"(.*)", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
     http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-      if (!authorized(req, res)) return;
+      if (!loaded(res) || !authorized(req, res)) return;
       if (req.matches[1] != model_id) {
         ApiError e;
         e.status = 404;
@@ -368,21 +404,22 @@ struct Server {
       }
     });
     http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      if (!loaded(res)) return;
       res.set_content(metrics(), "text/plain; version=0.0.4");
     });
     http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
-      if (!authorized(req, res)) return;
+      if (!loaded(res) || !authorized(req, res)) return;
       ojson j = {{"object", "list"},
                  {"data", ojson::array({{{"id", model_id}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "slm"}}})}};
       res.set_content(j.dump(), "application/json");
     });
     // llama-server's adapter endpoints: the list with current scales, and new default scales.
     http.Get("/lora-adapters", [this](const httplib::Request& req, httplib::Response& res) {
-      if (!authorized(req, res)) return;
+      if (!loaded(res) || !authorized(req, res)) return;
       res.set_content(adapters_json().dump(), "application/json");
     });
     http.Post("/lora-adapters", [this](const httplib::Request& req, httplib::Response& res) {
-      if (!authorized(req, res)) return;
+      if (!loaded(res) || !authorized(req, res)) return;
       try {
         if (json_nesting_depth(req.body) > kMaxRequestDepth) throw ApiError{400, "the body is nested too deeply"};
         ojson body;
@@ -407,6 +444,25 @@ struct Server {
     http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
       completions(req, res, false);
     });
+    // A known path with the wrong method is a 405 (with Allow), not a 404.
+    auto wrong_method = [this](const char* allow) {
+      return [this, allow](const httplib::Request&, httplib::Response& res) {
+        res.set_header("Allow", allow);
+        if (sched) sched->count_error(405);
+        send_error(res, status_error(405));
+        res.status = 405;
+      };
+    };
+    for (const char* path : {"/v1/chat/completions", "/v1/completions"}) {
+      http.Get(path, wrong_method("POST, OPTIONS"));
+      http.Put(path, wrong_method("POST, OPTIONS"));
+      http.Delete(path, wrong_method("POST, OPTIONS"));
+    }
+    for (const char* path : {"/v1/models", "/health", "/metrics"}) {
+      http.Post(path, wrong_method("GET, OPTIONS"));
+      http.Put(path, wrong_method("GET, OPTIONS"));
+      http.Delete(path, wrong_method("GET, OPTIONS"));
+    }
   }
 };
 
@@ -427,45 +483,58 @@ int serve(const ServeOptions& opt_in) {
   if (opt.n_parallel < 1 || opt.n_parallel > 256) throw Error("--parallel must be in 1..256");
   if (opt.port < 0 || opt.port > 65535) throw Error("--port must be in 0..65535");
 
-  std::fprintf(stderr, "serve: loading %s\n", opt.model_path.c_str());
-  s.model = Model::load(opt.model_path);
-  s.tok = Tokenizer::from_gguf(s.model->file());
-  std::string warning;
-  s.chat = std::make_unique<ChatFormatter>(s.model->file(), *s.tok, opt.chat_template_path, &warning);
-  if (!warning.empty()) std::fprintf(stderr, "serve: warning: %s\n", warning.c_str());
-  s.model_id = std::filesystem::path(opt.model_path).stem().string();
-  for (const auto& [path, scale] : opt.lora) {
-    auto a = std::make_unique<Server::Adapter>();
-    a->lora = LoraAdapter::load(path, *s.model);
-    a->name = std::filesystem::path(path).stem().string();
-    a->scale = scale;
-    std::fprintf(stderr, "serve: adapter %zu '%s': rank %d, %.2f MiB, default scale %g\n", s.adapters.size(),
-                 a->name.c_str(), a->lora->max_rank(), a->lora->bytes() / 1048576.0, scale);
-    s.adapters.push_back(std::move(a));
-  }
-
-  SchedulerOptions so;
-  so.n_slots = opt.n_parallel;
-  int train_ctx = s.model->config().n_ctx_train;
-  so.n_ctx = opt.n_ctx > 0 ? opt.n_ctx : std::min(train_ctx > 0 ? train_ctx : 4096, 4096);
-  so.n_threads = opt.n_threads > 0 ? opt.n_threads : std::max(1u, std::thread::hardware_concurrency());
-  so.max_queue = opt.max_queue;
-  so.kv_f16 = opt.kv_type == "f16";
-  s.sched = std::make_unique<Scheduler>(*s.model, *s.tok, so);
+  // Bind first: a port in use fails at once, and /health answers 503 "loading" while the
+  // model loads.
   s.routes();
-
   int port = opt.port;
   if (port == 0) {
     port = s.http.bind_to_any_port(opt.host);
-    if (port < 0) throw Error("cannot bind " + opt.host);
+    if (port < 0) throw Error("cannot listen on " + opt.host + " (no free port, or the address is not this machine's)");
   } else if (!s.http.bind_to_port(opt.host, port)) {
-    throw Error("cannot listen on " + opt.host + ":" + std::to_string(port) + " (in use, or not allowed)");
+    throw Error("cannot listen on " + opt.host + ":" + std::to_string(port) +
+                " (the port is in use by another program, or the address is not this machine's)");
+  }
+  std::fprintf(stderr, "serve: listening on http://%s:%d\n", opt.host.c_str(), port);
+  std::thread listener([&] { s.http.listen_after_bind(); });
+  auto stop_listening = [&] {
+    s.http.stop();
+    listener.join();
+  };
+
+  SchedulerOptions so;
+  try {
+    std::fprintf(stderr, "serve: loading %s\n", opt.model_path.c_str());
+    s.model = Model::load(opt.model_path);
+    s.tok = Tokenizer::from_gguf(s.model->file());
+    std::string warning;
+    s.chat = std::make_unique<ChatFormatter>(s.model->file(), *s.tok, opt.chat_template_path, &warning);
+    if (!warning.empty()) std::fprintf(stderr, "serve: warning: %s\n", warning.c_str());
+    s.model_id = opt.alias.empty() ? std::filesystem::path(opt.model_path).stem().string() : opt.alias;
+    for (const auto& [path, scale] : opt.lora) {
+      auto a = std::make_unique<Server::Adapter>();
+      a->lora = LoraAdapter::load(path, *s.model);
+      a->name = std::filesystem::path(path).stem().string();
+      a->scale = scale;
+      std::fprintf(stderr, "serve: adapter %zu '%s': rank %d, %.2f MiB, default scale %g\n", s.adapters.size(),
+                   a->name.c_str(), a->lora->max_rank(), a->lora->bytes() / 1048576.0, scale);
+      s.adapters.push_back(std::move(a));
+    }
+    so.n_slots = opt.n_parallel;
+    int train_ctx = s.model->config().n_ctx_train;
+    so.n_ctx = opt.n_ctx > 0 ? opt.n_ctx : std::min(train_ctx > 0 ? train_ctx : 4096, 4096);
+    so.n_threads = opt.n_threads > 0 ? opt.n_threads : std::max(1u, std::thread::hardware_concurrency());
+    so.max_queue = opt.max_queue;
+    so.kv_f16 = opt.kv_type == "f16";
+    s.sched = std::make_unique<Scheduler>(*s.model, *s.tok, so);
+  } catch (...) {
+    stop_listening();
+    throw;
   }
   s.ready = true;
   std::fprintf(stderr, "serve: model '%s', %d slots × %d context, %d threads, KV cache %.1f MiB (%s)\n",
                s.model_id.c_str(), so.n_slots, so.n_ctx, so.n_threads, s.sched->kv_bytes() / 1048576.0,
                opt.kv_type.c_str());
-  std::fprintf(stderr, "serve: listening on http://%s:%d\n", opt.host.c_str(), port);
+  std::fprintf(stderr, "serve: ready on http://%s:%d\n", opt.host.c_str(), port);
 
   std::atomic<bool> signalled{false};
   std::thread signals([&] {
@@ -477,7 +546,7 @@ int serve(const ServeOptions& opt_in) {
     s.sched->shutdown(5000);
     s.http.stop();
   });
-  s.http.listen_after_bind();
+  listener.join();
   // listen returned: either a signal stopped it, or it failed; make the signal thread finish.
   if (!signalled) pthread_kill(signals.native_handle(), SIGTERM);
   signals.join();

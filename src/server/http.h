@@ -21,6 +21,8 @@ struct ServeOptions {
   std::string chat_template_path;
   std::string kv_type = "f32";
   std::vector<std::pair<std::string, float>> lora;  // adapters loaded at start: file, default scale
+  std::string alias;  // the model name /v1/models reports (default: the file's stem)
+  bool quiet = false;  // no access log
 };
 
 // Loads the model, listens, serves until SIGINT/SIGTERM; returns the exit code.

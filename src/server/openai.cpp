@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <iterator>
 
 namespace slm::server {
 namespace {
@@ -125,7 +127,12 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
       std::string where = "messages[" + std::to_string(k) + "]";
       if (!m[k].is_object()) bad(where, "'" + where + "' must be an object");
       if (!m[k].contains("role") || !m[k]["role"].is_string()) bad(where + ".role", "'" + where + ".role' must be a string");
-      if (m[k].contains("content")) validate_content(m[k]["content"], k);
+      static const char* const kRoles[] = {"system", "developer", "user", "assistant", "tool"};
+      const std::string role = m[k]["role"];
+      if (std::find(std::begin(kRoles), std::end(kRoles), role) == std::end(kRoles))
+        bad(where + ".role", "'" + where + ".role' is '" + role + "'; expected system, developer, user, assistant or tool");
+      // null content is what clients send on an assistant turn that called tools.
+      if (m[k].contains("content") && !m[k]["content"].is_null()) validate_content(m[k]["content"], k);
     }
     r.messages = m;
   } else {
@@ -146,8 +153,35 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
     if (!so.is_object()) bad("stream_options", "'stream_options' must be an object");
     r.include_usage = get_bool(so, "include_usage", false);
   }
+  // Fields that would change the answer's meaning are refused until slm implements them,
+  // never silently dropped.
+  auto refuse = [&](const char* key, const std::string& why) {
+    bad(key, "'" + std::string(key) + "' is not supported by this server yet (" + why + ")");
+  };
   int64_t n = get_integer(body, "n", 1, 1, 1);
   (void)n;
+  if (body.contains("response_format") && !body["response_format"].is_null()) {
+    const ojson& rf = body["response_format"];
+    if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+      bad("response_format", "'response_format' must be an object with a 'type'");
+    if (rf["type"] != "text") refuse("response_format", "structured output");
+  }
+  if (body.contains("tools") && !body["tools"].is_null() && !(body["tools"].is_array() && body["tools"].empty()))
+    refuse("tools", "tool calling");
+  if (body.contains("tool_choice") && !body["tool_choice"].is_null() && body["tool_choice"] != "none" &&
+      body["tool_choice"] != "auto")
+    refuse("tool_choice", "tool calling");
+  if (body.contains("functions") && !body["functions"].is_null()) refuse("functions", "tool calling");
+  if (chat) {
+    if (get_bool(body, "logprobs", false)) refuse("logprobs", "token log-probabilities");
+    if (body.contains("top_logprobs") && !body["top_logprobs"].is_null()) refuse("top_logprobs", "token log-probabilities");
+  } else {
+    if (body.contains("logprobs") && !body["logprobs"].is_null()) refuse("logprobs", "token log-probabilities");
+    r.echo = get_bool(body, "echo", false);
+    if (body.contains("suffix") && !body["suffix"].is_null()) refuse("suffix", "fill-in-the-middle");
+    if (body.contains("best_of") && !body["best_of"].is_null() && get_integer(body, "best_of", 1, 1, 1) != 1)
+      refuse("best_of", "several candidates");
+  }
   SamplingParams& s = r.sampling;
   int64_t max_tokens = get_integer(body, "max_tokens", 0, 1 << 24, -1);
   max_tokens = get_integer(body, "max_completion_tokens", 0, 1 << 24, max_tokens);
@@ -178,6 +212,22 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
       if (x.empty()) bad("stop", "'stop' sequences must not be empty");
   }
   if (body.contains("lora") && !body["lora"].is_null()) r.lora = parse_lora_scales(body["lora"], -1, "lora");
+  if (body.contains("logit_bias") && !body["logit_bias"].is_null()) {
+    const ojson& lb = body["logit_bias"];
+    if (!lb.is_object()) bad("logit_bias", "'logit_bias' must be an object of token id → bias");
+    if (lb.size() > 1024) bad("logit_bias", "'logit_bias' may hold at most 1024 entries");
+    for (auto it = lb.begin(); it != lb.end(); ++it) {
+      const std::string& key = it.key();
+      char* end = nullptr;
+      const long long id = std::strtoll(key.c_str(), &end, 10);
+      if (key.empty() || *end != '\0' || id < 0 || id > INT32_MAX)
+        bad("logit_bias", "'logit_bias' keys must be token ids, got '" + key + "'");
+      if (!it.value().is_number()) bad("logit_bias", "'logit_bias' values must be numbers");
+      const double bias = it.value().get<double>();
+      if (!std::isfinite(bias) || bias < -100 || bias > 100) bad("logit_bias", "'logit_bias' values must be in [-100, 100]");
+      s.logit_bias.emplace_back(int32_t(id), bias <= -100 ? -INFINITY : float(bias));
+    }
+  }
   return r;
 }
 

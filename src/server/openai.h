@@ -34,6 +34,7 @@ struct SamplingParams {
   float repeat_penalty = 1.0f;
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
+  std::vector<std::pair<int32_t, float>> logit_bias;  // token id → bias in [-100, 100]
 };
 
 struct CompletionRequest {
@@ -43,6 +44,7 @@ struct CompletionRequest {
   std::string prompt;  // completions
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  bool echo = false;           // completions: the prompt comes back before the completion
   SamplingParams sampling;
   // llama-server's per-request adapters: [{"id", "scale"}]; adapters not named run at scale
   // 0. Absent: the server's current default scales.

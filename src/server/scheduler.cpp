@@ -42,6 +42,7 @@ static SamplerParams sampler_params(const SamplingParams& p) {
   sp.frequency_penalty = p.frequency_penalty;
   sp.repeat_penalty = p.repeat_penalty;
   sp.seed = p.seed ? *p.seed : std::random_device{}();
+  sp.logit_bias = p.logit_bias;
   return sp;
 }
 
@@ -90,6 +91,13 @@ std::shared_ptr<Job> Scheduler::submit(CompletionRequest req, std::vector<int32_
     e.code = "context_length_exceeded";
     throw e;
   }
+  for (const auto& [id, bias] : req.sampling.logit_bias)
+    if (id >= model_.n_vocab()) {
+      e.message = "'logit_bias' names token " + std::to_string(id) + ", but the vocabulary has " +
+                  std::to_string(model_.n_vocab()) + " tokens";
+      e.param = "logit_bias";
+      throw e;
+    }
   try {
     sampler_params(req.sampling).validate();
   } catch (const Error& err) {
@@ -110,7 +118,10 @@ std::shared_ptr<Job> Scheduler::submit(CompletionRequest req, std::vector<int32_
       e.message = "the server is shutting down";
       throw e;
     }
-    if (static_cast<int>(queue_.size()) >= opt_.max_queue) {
+    // --queue is the waiting room beyond the slots: a request that finds a slot free (one
+    // not taken by an earlier queued request) never waits, so --queue 0 still serves.
+    const int free_slots = std::max(0, opt_.n_slots - stats_.active_slots);
+    if (static_cast<int>(queue_.size()) >= opt_.max_queue + free_slots) {
       e.status = 429;
       e.type = "rate_limit_error";
       e.message = "all " + std::to_string(opt_.n_slots) + " slots are busy and " + std::to_string(queue_.size()) +

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <ctime>
 
 #include "app/chat_format.h"
 #include "common/shared.h"
@@ -67,4 +68,18 @@ TEST(ChatFormat, ModelWithoutTemplateFallsBackToChatMlWithAWarning) {
             "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
   std::vector<int32_t> ids = fmt.encode(ojson::array({{{"role", "user"}, {"content", "hi"}}}), true);
   EXPECT_EQ(ids[0], tok->bos());
+}
+
+// Llama 3.1's template prints "Today Date: {{ date_string }}": the formatter passes today's
+// date as llama-server does (Hugging Face's renderer leaves the template's 26 Jul 2024).
+TEST(ChatFormat, Llama3PromptCarriesTodaysDate) {
+  Llama3 m;
+  ChatFormatter fmt(*m.file, *m.tok, m.tmpl, nullptr);
+  std::time_t t = std::time(nullptr);
+  std::tm now{};
+  localtime_r(&t, &now);
+  char want[64];
+  std::strftime(want, sizeof want, "Today Date: %d %b %Y", &now);
+  const std::string text = fmt.render(ojson::array({{{"role", "user"}, {"content", "Hi"}}}), true);
+  EXPECT_NE(text.find(want), std::string::npos) << text;
 }

@@ -18,7 +18,7 @@ function startServer(extra = []) {
     let err = '';
     p.stderr.on('data', (d) => {
       err += d.toString();
-      const m = err.match(/listening on http:\/\/[^:]+:(\d+)/);
+      const m = err.match(/ready on http:\/\/[^:]+:(\d+)/);
       if (m) resolve({ proc: p, port: Number(m[1]), log: () => err });
     });
     p.on('exit', (code) => reject(new Error(`server exited ${code}: ${err}`)));
@@ -103,6 +103,21 @@ try {
     assert.equal(r.choices[0].finish_reason, 'length');
   });
 
+  await check('echo, logit_bias, 405 for a wrong method', async () => {
+    const prompt = 'Once upon a time';
+    const plain = await client.completions.create({ model: 'stories260K', prompt, max_tokens: 8, temperature: 0 });
+    const echoed = await client.completions.create({ model: 'stories260K', prompt, max_tokens: 8, temperature: 0, echo: true });
+    assert.equal(echoed.choices[0].text, prompt + plain.choices[0].text);
+    // Banning the tokens of the greedy answer changes it.
+    const tok = JSON.parse(execFileSync(bin, ['tokenize', '-m', model, '--ids', '--no-bos', '-p', plain.choices[0].text]).toString().trim().split('\n')[0].replace(/ /g, ',').replace(/^/, '[').replace(/$/, ']'));
+    const bias = Object.fromEntries(tok.map((t) => [t, -100]));  // none of the tokens of the plain answer
+    const banned = await client.completions.create({ model: 'stories260K', prompt, max_tokens: 8, temperature: 0, logit_bias: bias });
+    assert.notEqual(banned.choices[0].text, plain.choices[0].text);
+    const wrong = await rawRequest(server.port, 'GET', '/v1/chat/completions');
+    assert.equal(wrong.status, 405);
+    assert.equal(JSON.parse(wrong.body).error.message, 'method not allowed');
+  });
+
   await check('completion with stop strings', async () => {
     const full = (await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 40, temperature: 0 })).choices[0].text;
     const words = full.trim().split(/\s+/);
@@ -120,8 +135,20 @@ try {
   await check('errors through the client\'s own types', async () => {
     await assert.rejects(client.chat.completions.create({ model: 'stories260K', messages, temperature: 'hot' }),
       (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && /temperature/.test(e.message));
-    await assert.rejects(client.chat.completions.create({ model: 'no-such-model', messages }),
-      (e) => e instanceof OpenAI.NotFoundError && e.status === 404);
+    // Any model name is served (clients ship fixed names); the answer names the served model.
+    const other = await client.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 2 });
+    assert.equal(other.model, 'stories260K');
+    for (const [field, value] of [['response_format', { type: 'json_object' }], ['tools', [{ type: 'function', function: { name: 'f' } }]],
+      ['logprobs', true]]) {
+      await assert.rejects(client.chat.completions.create({ model: 'stories260K', messages, [field]: value }),
+        (e) => e instanceof OpenAI.BadRequestError && e.message.includes(field));
+    }
+    await assert.rejects(client.chat.completions.create({ model: 'stories260K', messages: [{ role: 'wizard', content: 'hi' }] }),
+      (e) => e instanceof OpenAI.BadRequestError && /role/.test(e.message));
+    // A tool-call turn's null content renders as empty text.
+    const nullTurn = await client.chat.completions.create({ model: 'stories260K', max_tokens: 2,
+      messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: null }, { role: 'user', content: 'again' }] });
+    assert.equal(nullTurn.choices.length, 1);
     await assert.rejects(client.chat.completions.create({ model: 'stories260K', messages: 'hi' }),
       (e) => e instanceof OpenAI.BadRequestError);
     const long = 'Once upon a time '.repeat(200);
@@ -232,6 +259,25 @@ try {
     } finally {
       srv.proc.kill('SIGTERM');
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  await check('--queue 0 still serves, --alias names the model, a port in use fails at start, access log', async () => {
+    const srv = await startServer(['--queue', '0', '--alias', 'my-model']);
+    try {
+      const c = new OpenAI({ apiKey: KEY, baseURL: `http://127.0.0.1:${srv.port}/v1`, maxRetries: 0, timeout: 60000 });
+      const r = await c.completions.create({ model: 'anything', prompt: 'Once', max_tokens: 3 });
+      assert.equal(r.model, 'my-model');
+      assert.deepEqual((await c.models.list()).data.map((m) => m.id), ['my-model']);
+      const second = spawn(bin, ['serve', '-m', model, '--port', String(srv.port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      second.stderr.on('data', (d) => (err += d));
+      const code = await new Promise((resolve) => second.on('exit', resolve));
+      assert.notEqual(code, 0, 'a second server on the same port must not start');
+      assert.match(err, /in use/);
+      assert.match(srv.log(), /serve: POST \/v1\/completions 200 tokens \d+\+3 [\d.]+ ms/);
+    } finally {
+      srv.proc.kill('SIGTERM');
     }
   });
 

@@ -14,7 +14,7 @@ function start(parallel) {
   return new Promise((resolve, reject) => {
     const p = spawn(bin, ['serve', '-m', model, '--port', '0', '--parallel', String(parallel), '--ctx', '512'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
-    p.stderr.on('data', (d) => { err += d; const m = err.match(/listening on http:\/\/[^:]+:(\d+)/); if (m) resolve({ p, port: Number(m[1]) }); });
+    p.stderr.on('data', (d) => { err += d; const m = err.match(/ready on http:\/\/[^:]+:(\d+)/); if (m) resolve({ p, port: Number(m[1]) }); });
     p.on('exit', (c) => reject(new Error(`server exited ${c}: ${err}`)));
   });
 }
