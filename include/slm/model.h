@@ -23,7 +23,10 @@ struct Weights;
 // post-RoPE; the element type is F32 or F16. Per-layer widths may differ (OpenELM).
 class KvCache {
  public:
+  // Throws slm::Error when the cache would not fit the machine's memory.
   KvCache(const ModelConfig& config, int n_ctx, GgmlType type = GgmlType::F32);
+  // The memory a cache of n_ctx positions takes.
+  static size_t bytes_for(const ModelConfig& config, int64_t n_ctx, GgmlType type);
   int n_ctx() const { return n_ctx_; }
   GgmlType type() const { return type_; }
   size_t bytes() const;  // memory held by the cache

@@ -1,6 +1,7 @@
 #include "app/chat_format.h"
 
 #include <ctime>
+#include <filesystem>
 
 #include <algorithm>
 #include <fstream>
@@ -19,10 +20,14 @@ const char* const kChatMlTemplate =
 namespace {
 
 std::string read_text(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a directory, not a chat template file");
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(path + ": cannot open chat template");
   std::stringstream ss;
   ss << f.rdbuf();
+  if (f.bad()) throw Error(path + ": cannot read chat template");
+  if (ss.str().find_first_not_of(" \t\r\n") == std::string::npos) throw Error(path + ": the chat template is empty");
   return ss.str();
 }
 
@@ -91,6 +96,18 @@ std::string ChatFormatter::render(const nlohmann::ordered_json& messages, bool a
 std::vector<int32_t> ChatFormatter::encode(const nlohmann::ordered_json& messages, bool add_generation_prompt,
                                            const nlohmann::ordered_json& extra) const {
   std::string text = render(messages, add_generation_prompt, extra);
+  // A template that drops the conversation would have the model answer from nothing.
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+    throw Error("the chat template rendered nothing for this conversation");
+  for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
+    if (!it->is_object() || it->value("role", "") != "user" || !it->contains("content") || !(*it)["content"].is_string())
+      continue;
+    const std::string& content = (*it)["content"].get_ref<const std::string&>();
+    const size_t b = content.find_first_not_of(" \t\r\n"), e = content.find_last_not_of(" \t\r\n");
+    if (b != std::string::npos && text.find(content.substr(b, e - b + 1)) == std::string::npos)
+      throw Error("the chat template leaves out the user's last message; check --chat-template");
+    break;
+  }
 
   // Spans of the rendered text that are message text containing a control token's text:
   // those must be tokenized as plain text. Usually there are none and the whole text is

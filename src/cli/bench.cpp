@@ -156,11 +156,11 @@ Action add_bench(CLI::App& app) {
   auto o = std::make_shared<Options>();
   CLI::App* sub = app.add_subcommand("bench", "Measure prompt processing (pp) and generation (tg) speed, as llama-bench");
   sub->add_option("-m,--model", o->model, "GGUF model file")->required()->check(CLI::ExistingFile);
-  sub->add_option("-t,--threads", o->threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
+  add_threads_option(sub, o->threads);
   sub->add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens processed in one batch (default 512; 0: skip)");
   sub->add_option("-n,--n-gen", o->n_gen, "Tokens generated one at a time (default 128; 0: skip)");
   sub->add_option("-r,--repetitions", o->reps, "Repetitions of each test (default 5)");
-  sub->add_option("--kv-type", o->kv_type, "KV cache type: f16 (default, as llama-bench) or f32");
+  add_kv_type_option(sub, o->kv_type, "KV cache type: f16 (default, as llama-bench) or f32");
   sub->add_flag("--json", o->json, "Print one JSON object instead of the table");
   add_lora_options(sub, o->lora);
   return [o] { return run_bench(*o); };

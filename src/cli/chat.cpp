@@ -247,17 +247,10 @@ Action add_chat(CLI::App& app) {
   sub->add_option("--chat-template", o->template_path, "Jinja chat template file (overrides the model's)");
   sub->add_option("-n,--n-predict", o->n_predict, "Most tokens per answer (-1: until the model stops)")
       ->capture_default_str();
-  sub->add_option("--ctx,-c", o->n_ctx, "Context size (default: min(model context, 4096))")->check(CLI::Range(0, 1 << 20));
-  sub->add_option("-t,--threads", o->n_threads, "Threads (default: all cores)")->check(CLI::Range(0, 1024));
-  sub->add_option("--kv-type", o->kv_type, "KV cache element type")->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
-  sub->add_option("--temp", o->sampling.temp, "Temperature (0: greedy)")->capture_default_str();
-  sub->add_option("--top-k", o->sampling.top_k, "Top-k (0: off)")->capture_default_str();
-  sub->add_option("--top-p", o->sampling.top_p, "Top-p (1: off)")->capture_default_str();
-  sub->add_option("--min-p", o->sampling.min_p, "Min-p (0: off)")->capture_default_str();
-  sub->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
-  sub->add_option("--repeat-last-n", o->sampling.repeat_last_n, "Tokens the penalties look back over")->capture_default_str();
-  sub->add_option("--presence-penalty", o->sampling.presence_penalty, "Presence penalty")->capture_default_str();
-  sub->add_option("--frequency-penalty", o->sampling.frequency_penalty, "Frequency penalty")->capture_default_str();
+  add_ctx_option(sub, o->n_ctx);
+  add_threads_option(sub, o->n_threads);
+  add_kv_type_option(sub, o->kv_type);
+  add_sampling_options(sub, o->sampling);
   sub->add_option("--seed", o->sampling.seed, "Random seed");
   add_lora_options(sub, o->lora);
   return [o] { return run_chat(*o); };

@@ -7,6 +7,8 @@
 #include "cli/commands.h"
 #include "gguf/gguf.h"
 #include "model/config.h"
+#include "quant/mixture.h"
+#include "slm/model.h"
 
 namespace slm::cli {
 namespace {
@@ -90,10 +92,18 @@ int run_info(const std::string& path, bool as_json) {
 
   fmt::print("{}: GGUF v{}, alignment {}, {} metadata keys, {} tensors, {}\n", f->path(), f->version(),
              f->alignment(), f->metadata().size(), f->tensors().size(), human_bytes(f->file_size()));
+  uint64_t n_params = 0, n_bytes = 0;
+  for (const GgufTensor& t : f->tensors()) n_params += uint64_t(t.n_elements()), n_bytes += t.nbytes;
+  if (f->has("general.file_type"))
+    fmt::print("file type: {}, {:.2f} bits per weight\n", file_type_name(uint32_t(f->get_int("general.file_type"))),
+               n_params ? 8.0 * double(n_bytes) / double(n_params) : 0.0);
   // The family and its switches in words, when this is a model slm can run.
   if (!f->tensors().empty()) {
     try {
-      fmt::print("model: {}\n", ModelConfig::from_gguf(*f).describe());
+      const ModelConfig config = ModelConfig::from_gguf(*f);
+      fmt::print("model: {}\n", config.describe());
+      fmt::print("KV cache: {} per 1k tokens (f16), {} (f32)\n", human_bytes(KvCache::bytes_for(config, 1024, GgmlType::F16)),
+                 human_bytes(KvCache::bytes_for(config, 1024, GgmlType::F32)));
     } catch (const Error& e) {
       fmt::print("model: not runnable by slm: {}\n", e.what());
     }
@@ -131,9 +141,15 @@ Action add_info(CLI::App& app) {
   auto* sub = app.add_subcommand("info", "Show a GGUF file's metadata, tensors and totals");
   auto path = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
-  sub->add_option("file", *path, "GGUF model file")->required();
+  auto flag_path = std::make_shared<std::string>();
+  sub->add_option("file", *path, "GGUF model file");
+  sub->add_option("-m,--model", *flag_path, "GGUF model file (as for every other command)");
   sub->add_flag("--json", *as_json, "Print the complete header as JSON (version, alignment, metadata, tensors)");
-  return [path, as_json] { return run_info(*path, *as_json); };
+  return [path, flag_path, as_json] {
+    if (path->empty() == flag_path->empty())
+      throw CLI::ValidationError("info", "give the file once: slm info FILE or slm info -m FILE");
+    return run_info(path->empty() ? *flag_path : *path, *as_json);
+  };
 }
 
 }  // namespace slm::cli

@@ -105,8 +105,8 @@ Action add_logits(CLI::App& app) {
   sub->add_option("-m,--model", o->model, "GGUF model file")->required();
   sub->add_option("--ids", o->ids, "Token ids, space separated")->required();
   sub->add_option("-o,--out", o->out, "Output file: raw f32 [n_ids][n_vocab]");
-  sub->add_option("-c,--ctx", o->ctx, "Context size (default: the model's, at most 4096)");
-  sub->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
+  add_ctx_option(sub, o->ctx);
+  add_threads_option(sub, o->threads);
   sub->add_option("--greedy", o->greedy, "Generate this many tokens greedily and print their ids");
   sub->add_option("--prompt-ids", o->prompt_ids, "With --greedy: how many of the ids form the prompt");
   add_lora_options(sub, o->lora);

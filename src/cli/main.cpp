@@ -1,15 +1,93 @@
 // slm: one binary for the whole life of a small language model.
+// Exit codes: 0 success, 1 an error while working, 2 a usage error (unknown command or flag,
+// bad value); every message is one line starting with "slm: error:".
+#include <algorithm>
 #include <cstdio>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "cli/commands.h"
+#include "kernels/rows_x8.h"
 #include "slm/error.h"
 
+namespace {
+
+// The SIMD this binary was compiled for, and whether the interleaved-row kernels run here.
+std::string version_text() {
+  std::string isa;
+#if defined(__AVX512F__)
+  isa += " avx512f";
+#endif
+#if defined(__AVX512VNNI__)
+  isa += " avx512vnni";
+#endif
+#if defined(__AVX2__)
+  isa += " avx2";
+#endif
+#if defined(__FMA__)
+  isa += " fma";
+#endif
+#if defined(__F16C__)
+  isa += " f16c";
+#endif
+#if defined(__ARM_NEON)
+  isa += " neon";
+#endif
+  if (isa.empty()) isa = " scalar";
+  return std::string("slm ") + SLM_VERSION + " (" + SLM_BUILD_TYPE + " build; CPU kernels:" + isa +
+         (slm::rows_x8_available() ? "; interleaved Q4_0/Q8_0 rows" : "") + ")";
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The closest of `names` to `word` ("" when nothing is close): prefixes and small typos.
+std::string nearest(const std::string& word, const std::vector<std::string>& names) {
+  std::string best;
+  size_t best_d = std::max<size_t>(3, word.size() / 3) + 1;
+  for (const std::string& n : names) {
+    size_t d = edit_distance(word, n);
+    if (n.size() > 2 && (word.rfind(n, 0) == 0 || n.rfind(word, 0) == 0)) d = std::min<size_t>(d, 1);
+    if (d < best_d) best_d = d, best = n;
+  }
+  return best;
+}
+
+// Every long flag of a subcommand (and its own subcommands' names), for suggestions.
+std::vector<std::string> flags_of(const CLI::App* app) {
+  std::vector<std::string> out;
+  for (const CLI::Option* opt : app->get_options()) {
+    for (const std::string& l : opt->get_lnames()) out.push_back("--" + l);
+    for (const std::string& s : opt->get_snames()) out.push_back("-" + s);
+  }
+  return out;
+}
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "slm: error: %s (see slm --help)\n", message.c_str());
+  return 2;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  CLI::App app{"slm — run, chat with, serve, quantize and measure small language models (GGUF)"};
+  CLI::App app{"slm — run, chat with, serve, adapt, quantize and measure small language models (GGUF)"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  app.set_version_flag("--version,-V", version_text(), "Version, build type and the CPU kernels in use");
 
   std::vector<std::pair<CLI::App*, slm::cli::Action>> commands;
   auto add = [&](slm::cli::Action (*reg)(CLI::App&)) {
@@ -18,26 +96,76 @@ int main(int argc, char** argv) {
     auto subs = app.get_subcommands({});
     if (subs.size() > before) commands.emplace_back(subs.back(), std::move(act));
   };
-  add(slm::cli::add_info);
-  add(slm::cli::add_synth);
-  add(slm::cli::add_bench);
-  add(slm::cli::add_quantize);
-  add(slm::cli::add_logits);
   add(slm::cli::add_run);
-  add(slm::cli::add_tokenize);
-  add(slm::cli::add_template);
   add(slm::cli::add_chat);
   add(slm::cli::add_serve);
+  add(slm::cli::add_info);
+  add(slm::cli::add_tokenize);
+  add(slm::cli::add_template);
+  add(slm::cli::add_quantize);
   add(slm::cli::add_lora);
+  add(slm::cli::add_bench);
+  add(slm::cli::add_logits);
+  add(slm::cli::add_synth);
+  CLI::App* help = app.add_subcommand("help", "Show this help (slm help COMMAND: that command's)");
+  std::string help_topic;
+  help->add_option("command", help_topic, "A command");
+
+  std::vector<std::string> command_names;
+  for (const auto& [sub, act] : commands) command_names.push_back(sub->get_name());
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // Which subcommand was being parsed: its flags are the candidates for a suggestion.
+    const CLI::App* scope = &app;
+    for (const auto& [sub, act] : commands)
+      if (sub->parsed()) scope = sub;
+    std::string message = e.what();
+    if (scope == &app && argc > 1 && argv[1][0] != '-' &&
+        std::find(command_names.begin(), command_names.end(), argv[1]) == command_names.end() &&
+        std::string(argv[1]) != "help") {
+      const std::string guess = nearest(argv[1], command_names);
+      return usage_error("unknown command '" + std::string(argv[1]) + "'" +
+                         (guess.empty() ? "" : " (did you mean '" + guess + "'?)"));
+    }
+    if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
+      for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg.size() < 2 || arg[0] != '-') continue;
+        const std::string flag = arg.substr(0, arg.find('='));
+        const std::vector<std::string> known = flags_of(scope);
+        if (std::find(known.begin(), known.end(), flag) != known.end()) continue;
+        const std::string guess = nearest(flag, known);
+        return usage_error("unknown flag '" + flag + "' for '" + scope->get_name() + "'" +
+                           (guess.empty() ? "" : " (did you mean '" + guess + "'?)"));
+      }
+    }
+    for (char& c : message)
+      if (c == '\n') c = ' ';
+    return usage_error(message);
+  }
+  if (help->parsed()) {
+    for (const auto& [sub, act] : commands)
+      if (sub->get_name() == help_topic) {
+        std::printf("%s", sub->help().c_str());
+        return 0;
+      }
+    if (!help_topic.empty()) return usage_error("unknown command '" + help_topic + "'");
+    std::printf("%s", app.help().c_str());
+    return 0;
   }
   try {
     for (auto& [sub, act] : commands)
       if (sub->parsed()) return act();
+  } catch (const CLI::Error& e) {  // a usage problem found by the command itself
+    return usage_error(e.what());
   } catch (const slm::Error& e) {
     std::fprintf(stderr, "slm: error: %s\n", e.what());
     return 1;

@@ -4,10 +4,73 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "model/config.h"
 #include "slm/error.h"
 #include "slm/model.h"
 
 namespace slm::cli {
+
+CLI::Option* add_threads_option(CLI::App* sub, int& threads, const char* help) {
+  return sub->add_option("-t,--threads", threads, help)->check(CLI::Range(0, kMaxThreads))->type_name("N");
+}
+
+int resolve_threads(int threads) {
+  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+CLI::Option* add_ctx_option(CLI::App* sub, int& ctx, const char* help) {
+  return sub->add_option("-c,--ctx,--ctx-size", ctx, help)->check(CLI::Range(0, 1 << 24))->type_name("N");
+}
+
+CLI::Option* add_kv_type_option(CLI::App* sub, std::string& kv_type, const char* help) {
+  return sub->add_option("--kv-type", kv_type, help)->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
+}
+
+std::string read_text_input(const std::string& path, const char* what) {
+  std::string text;
+  if (path == "-") {
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) text.append(buf, n);
+    if (text.empty()) throw Error(std::string("no ") + what + ": give -p TEXT or -f FILE, or pipe text to standard input");
+    return text;
+  }
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a directory, not a file with " + what);
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw Error(path + ": cannot read " + what + " (" + std::strerror(errno) + ")");
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  const bool failed = std::ferror(f);
+  std::fclose(f);
+  if (failed) throw Error(path + ": read error");
+  if (text.empty()) throw Error(path + ": the file is empty (no " + what + ")");
+  return text;
+}
+
+void warn_if_beyond_training(const Model& model, int n_ctx, const char* who) {
+  const int trained = model.config().n_ctx_train;
+  if (trained > 0 && n_ctx > trained)
+    std::fprintf(stderr, "%s: warning: context %d is longer than the %d tokens the model was trained on; "
+                 "expect worse text past that\n", who, n_ctx, trained);
+}
+
+void add_sampling_options(CLI::App* sub, SamplerParams& s) {
+  sub->add_option("--temp", s.temp, "Temperature (0: greedy)")->capture_default_str();
+  sub->add_option("--top-k", s.top_k, "Top-k (0: off)")->capture_default_str();
+  sub->add_option("--top-p", s.top_p, "Top-p (1: off)")->capture_default_str();
+  sub->add_option("--min-p", s.min_p, "Min-p (0: off)")->capture_default_str();
+  sub->add_option("--repeat-penalty", s.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
+  sub->add_option("--repeat-last-n", s.repeat_last_n, "Tokens the penalties look back at")->capture_default_str();
+  sub->add_option("--presence-penalty", s.presence_penalty, "Presence penalty")->capture_default_str();
+  sub->add_option("--frequency-penalty", s.frequency_penalty, "Frequency penalty")->capture_default_str();
+}
 
 void add_lora_options(CLI::App* sub, LoraOptions& o) {
   sub->add_option("--lora", o.specs, "LoRA adapter FILE[:SCALE] (repeatable; scale 1 by default; adapters add up)")

@@ -6,12 +6,31 @@
 #include <vector>
 
 #include "slm/adapter.h"
+#include "slm/sampler.h"
 
 namespace slm {
 class Model;
 }
 
 namespace slm::cli {
+
+// -t/--threads: 1..kMaxThreads (absent: every core). One rule for every subcommand.
+constexpr int kMaxThreads = 512;
+CLI::Option* add_threads_option(CLI::App* sub, int& threads, const char* help = "Threads (default: all cores)");
+int resolve_threads(int threads);  // 0 → the machine's cores
+// -c/--ctx/--ctx-size (llama.cpp's spelling too): 0 (the model's, at most 4096) .. 2^24.
+CLI::Option* add_ctx_option(CLI::App* sub, int& ctx, const char* help = "Context size (default: the model's, at most 4096)");
+// --kv-type f32|f16.
+CLI::Option* add_kv_type_option(CLI::App* sub, std::string& kv_type, const char* help = "KV cache element type: f32 or f16");
+// The whole of a text file, or of standard input for "-"; a directory, an unreadable or an
+// empty file is an slm::Error naming it (`what` says what was being read).
+std::string read_text_input(const std::string& path, const char* what);
+
+// A warning on stderr when the context is longer than the one the model was trained for.
+void warn_if_beyond_training(const Model& model, int n_ctx, const char* who);
+
+// The sampling flags of run and chat (llama.cpp's names), validated by SamplerParams::validate.
+void add_sampling_options(CLI::App* sub, SamplerParams& sampling);
 
 // --lora FILE[:SCALE] (repeatable, scale 1 by default) and llama.cpp's --lora-scaled
 // FILE:SCALE. Adapters add up in the order given.

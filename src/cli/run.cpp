@@ -23,8 +23,9 @@ namespace slm::cli {
 namespace {
 
 struct RunOptions {
-  std::string model = "../shared/models/stories260K.gguf";
+  std::string model;
   std::string prompt;
+  std::string prompt_file;     // -f: the prompt from a file ("-": stdin)
   int n_predict = -1;
   int threads = 0;
   int ctx = 0;
@@ -50,13 +51,19 @@ int run(const RunOptions& o) {
               : o.kv_type == "f16" ? GgmlType::F16
               : throw Error("--kv-type must be f32 or f16, got '" + o.kv_type + "'");
 
+  std::string prompt_text = o.prompt;
+  if (!o.prompt_file.empty() || o.prompt.empty()) {
+    if (!o.prompt.empty()) throw Error("give the prompt with -p or -f, not both");
+    prompt_text = read_text_input(o.prompt_file.empty() ? "-" : o.prompt_file, "the prompt");
+  }
   std::unique_ptr<Model> model = Model::load(o.model);
   std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(model->file());
-  int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  const int threads = resolve_threads(o.threads);
   ThreadPool pool(threads);
   LoadedLoras adapters = load_loras(o.lora, *model, "slm");
   Session session(*model, pool, o.ctx, kv);
   session.set_lora(adapters.get());
+  warn_if_beyond_training(*model, session.n_ctx(), "slm");
   std::fprintf(stderr, "slm: %s\nslm: weights %.2f MiB mapped, KV cache %.2f MiB (%s, context %d), %d threads, seed %llu\n",
                model->config().describe().c_str(), mib(model->weight_bytes()), mib(session.cache().bytes()),
                o.kv_type.c_str(), session.n_ctx(), threads, static_cast<unsigned long long>(sp.seed));
@@ -68,11 +75,11 @@ int run(const RunOptions& o) {
     if (!warning.empty()) std::fprintf(stderr, "slm: warning: %s\n", warning.c_str());
     nlohmann::ordered_json messages = nlohmann::ordered_json::array();
     if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
-    messages.push_back({{"role", "user"}, {"content", o.prompt}});
+    messages.push_back({{"role", "user"}, {"content", prompt_text}});
     prompt = fmt.encode(messages, /*add_generation_prompt=*/true);
   } else {
     if (!o.system.empty() || !o.chat_template.empty()) throw Error("--system and --chat-template need --chat");
-    prompt = tok->encode(o.prompt, true, false);
+    prompt = tok->encode(prompt_text, true, false);
   }
   if (prompt.empty()) throw Error("the prompt is empty (and the model adds no BOS token)");
   if (static_cast<int>(prompt.size()) > session.n_ctx())
@@ -110,21 +117,15 @@ int run(const RunOptions& o) {
 Action add_run(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* sub = app.add_subcommand("run", "Generate text from a prompt");
-  sub->add_option("-m,--model", o->model, "GGUF model file")->capture_default_str();
-  sub->add_option("-p,--prompt", o->prompt, "Prompt text");
+  sub->add_option("-m,--model", o->model, "GGUF model file")->required();
+  sub->add_option("-p,--prompt", o->prompt, "Prompt text (without -p and -f: read from standard input)");
+  sub->add_option("-f,--file", o->prompt_file, "Read the prompt from this file ('-': standard input)");
   sub->add_option("-n,--n-predict", o->n_predict, "Tokens to generate (-1: until end of generation)")->capture_default_str();
-  sub->add_option("--temp", o->sampling.temp, "Temperature (0: greedy)")->capture_default_str();
-  sub->add_option("--top-k", o->sampling.top_k, "Top-k (0: off)")->capture_default_str();
-  sub->add_option("--top-p", o->sampling.top_p, "Top-p (1: off)")->capture_default_str();
-  sub->add_option("--min-p", o->sampling.min_p, "Min-p (0: off)")->capture_default_str();
-  sub->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
-  sub->add_option("--repeat-last-n", o->sampling.repeat_last_n, "Tokens the penalties look back at")->capture_default_str();
-  sub->add_option("--presence-penalty", o->sampling.presence_penalty, "Presence penalty")->capture_default_str();
-  sub->add_option("--frequency-penalty", o->sampling.frequency_penalty, "Frequency penalty")->capture_default_str();
+  add_sampling_options(sub, o->sampling);
   sub->add_option("--seed", o->seed, "Random seed (default: random)");
-  sub->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
-  sub->add_option("-c,--ctx", o->ctx, "Context size (default: the model's, at most 4096)");
-  sub->add_option("--kv-type", o->kv_type, "KV cache type: f32 or f16")->capture_default_str();
+  add_threads_option(sub, o->threads);
+  add_ctx_option(sub, o->ctx);
+  add_kv_type_option(sub, o->kv_type);
   sub->add_option("--stop", o->stops, "Stop generating at this text (repeatable)");
   sub->add_flag("--chat", o->chat, "Send the prompt as a user turn through the model's chat template");
   sub->add_option("--system", o->system, "With --chat: a system message before the prompt");

@@ -14,8 +14,8 @@ Action add_serve(CLI::App& app) {
   sub->add_option("--parallel,-P", o->n_parallel, "Slots: sequences generated at once (continuous batching)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
-  sub->add_option("--ctx,-c", o->n_ctx, "Context per slot (default: min(model context, 4096))")->check(CLI::Range(0, 1 << 20));
-  sub->add_option("-t,--threads", o->n_threads, "Threads (default: all cores)")->check(CLI::Range(0, 1024));
+  add_ctx_option(sub, o->n_ctx, "Context per slot (default: min(model context, 4096))");
+  add_threads_option(sub, o->n_threads);
   sub->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' on /v1/*");
   sub->add_option("--max-body", o->max_body, "Largest request body in bytes (larger: HTTP 413)")->capture_default_str();
   sub->add_option("--timeout", o->timeout_s, "Seconds a request may take (read, write, generation)")
@@ -24,9 +24,7 @@ Action add_serve(CLI::App& app) {
   sub->add_option("--queue", o->max_queue, "Requests that may wait for a slot (more: HTTP 429)")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
-  sub->add_option("--kv-type", o->kv_type, "KV cache element type (f16 halves its memory)")
-      ->check(CLI::IsMember({"f32", "f16"}))
-      ->capture_default_str();
+  add_kv_type_option(sub, o->kv_type, "KV cache element type: f32 or f16 (half the memory)");
   sub->add_option("--chat-template", o->chat_template_path, "Jinja chat template file (overrides the model's)");
   sub->add_option("--alias,-a", o->alias, "Model name reported by /v1/models and in responses (default: the file name)");
   sub->add_flag("--quiet,-q", o->quiet, "No access log (one line per request on stderr)");

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "gguf/gguf.h"
 #include "slm/error.h"
 #include "slm/tokenizer.h"
@@ -59,13 +60,7 @@ std::string quoted(const std::string& s) {
 
 int run_tokenize(const TokenizeOptions& o) {
   std::string text = o.prompt;
-  if (!o.file.empty()) {
-    std::ifstream in(o.file, std::ios::binary);
-    if (!in) throw Error(o.file + ": cannot open");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    text = ss.str();
-  }
+  if (!o.file.empty()) text = read_text_input(o.file, "text to tokenize");
   auto file = GgufFile::open(o.model);
   auto tok = Tokenizer::from_gguf(*file);
   const std::vector<int32_t> ids = tok->encode(text, !o.no_bos, o.special);

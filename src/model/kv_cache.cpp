@@ -1,3 +1,6 @@
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstring>
 #if defined(__F16C__)
 #include <immintrin.h>
@@ -9,10 +12,24 @@
 
 namespace slm {
 
+size_t KvCache::bytes_for(const ModelConfig& c, int64_t n_ctx, GgmlType type) {
+  const size_t elem = type == GgmlType::F32 ? 4 : 2;
+  size_t per_position = 0;
+  for (const LayerConfig& L : c.layers) per_position += size_t(L.n_head_kv) * (c.head_dim_k + c.head_dim_v) * elem;
+  return per_position * size_t(std::max<int64_t>(0, n_ctx));
+}
+
 KvCache::KvCache(const ModelConfig& c, int n_ctx, GgmlType type) : n_ctx_(n_ctx), type_(type) {
   if (n_ctx <= 0) throw Error("KV cache: context size must be positive, got " + std::to_string(n_ctx));
   if (type != GgmlType::F32 && type != GgmlType::F16)
     throw Error(std::string("KV cache: type must be f32 or f16, got ") + type_name(type));
+  // Refused before allocating: a cache larger than the machine would only thrash or be killed.
+  const size_t need = bytes_for(c, n_ctx, type);
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0 && need > size_t(pages) * size_t(page))
+    throw Error("a KV cache for a context of " + std::to_string(n_ctx) + " tokens needs " +
+                std::to_string(need >> 20) + " MiB, more than this machine's " +
+                std::to_string((size_t(pages) * size_t(page)) >> 20) + " MiB of memory; use a smaller context");
   const size_t elem = type == GgmlType::F32 ? 4 : 2;
   for (const LayerConfig& L : c.layers) {
     Layer l;

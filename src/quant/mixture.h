@@ -21,6 +21,10 @@ struct QuantTarget {
   bool output_q6_k = false;
 };
 
+// llama.cpp's name for a general.file_type id ("Q4_K - Medium", "F16", "all F32" ...);
+// "unknown (N)" for an id it does not know.
+std::string file_type_name(uint32_t file_type);
+
 // Parses a target: any ggml type slm can quantize to (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1,
 // Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS) or a mixture Q3_K_M, Q4_K_M, Q5_K_M.
 // Case-insensitive. Throws slm::Error naming the choices otherwise.
