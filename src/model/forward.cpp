@@ -19,16 +19,6 @@
 
 namespace slm {
 
-namespace {
-
-using Buf = std::vector<float>;
-
-void rmsnorm_rows(ThreadPool& pool, const float* x, const float* w, float* y, int n, int64_t width, float eps) {
-  pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t t = b; t < e; ++t) rmsnorm(x + t * width, w, y + t * width, width, eps);
-  });
-}
-
 RopeParams layer_rope(const ModelConfig& c, const Weights& w, int il, int n_ctx) {
   const LayerConfig& L = c.layers[il];
   RopeParams rp;
@@ -45,6 +35,16 @@ RopeParams layer_rope(const ModelConfig& c, const Weights& w, int il, int n_ctx)
     rp.freq_factors = padded > c.rope_orig_ctx ? w.rope_long : w.rope_short;
   }
   return rp;
+}
+
+namespace {
+
+using Buf = std::vector<float>;
+
+void rmsnorm_rows(ThreadPool& pool, const float* x, const float* w, float* y, int n, int64_t width, float eps) {
+  pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) rmsnorm(x + t * width, w, y + t * width, width, eps);
+  });
 }
 
 // Where each token of a batch belongs: its sequence's cache and its position there.

@@ -59,4 +59,8 @@ struct Weights {
   std::vector<std::unique_ptr<uint8_t[]>> packed_;
 };
 
+// Layer il's RoPE: its base and scaling, and the frequency factors it uses (rope_freqs, or
+// LongRoPE's long or short set as chosen for a context of n_ctx tokens).
+RopeParams layer_rope(const ModelConfig& c, const Weights& w, int il, int n_ctx);
+
 }  // namespace slm
