@@ -19,5 +19,6 @@ Action add_template(CLI::App& app);
 Action add_serve(CLI::App& app);
 Action add_chat(CLI::App& app);
 Action add_lora(CLI::App& app);
+Action add_finetune(CLI::App& app);
 
 }  // namespace slm::cli
