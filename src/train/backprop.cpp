@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "kernels/kernels.h"
 #include "kernels/thread_pool.h"
@@ -70,25 +73,85 @@ void base_matmul<double>(ThreadPool& pool, const WeightView& W, const double* x,
 }
 
 // dx[t] += Wᵀ·dy[t]. Threads take column ranges (whole blocks of W's type), so each dx value
-// is summed by one thread in row order: the result does not depend on the thread count.
+// is summed by one thread in a fixed order: the result does not depend on the thread count.
+// W is dequantized a tile at a time (kTileRows rows × one column range) and the tile is
+// multiplied as an f32 GEMM with register blocking (4 tokens × 16 columns), so dequantizing
+// costs once per tile, not once per token.
+constexpr int64_t kTileRows = 32, kTileCols = 256;
+
+template <class T>
+void tile_product(const float* tile, int64_t rows, int64_t cols, const T* dy, int64_t dy_stride, int n, T* dx,
+                  int64_t dx_stride) {
+  for (int t = 0; t < n; ++t)
+    for (int64_t o = 0; o < rows; ++o) {
+      const T d = dy[int64_t(t) * dy_stride + o];
+      if (d == T(0)) continue;
+      T* out = dx + int64_t(t) * dx_stride;
+      const float* w = tile + o * kTileCols;
+      for (int64_t i = 0; i < cols; ++i) out[i] += d * T(w[i]);
+    }
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+template <>
+void tile_product<float>(const float* tile, int64_t rows, int64_t cols, const float* dy, int64_t dy_stride, int n,
+                         float* dx, int64_t dx_stride) {
+  const int64_t vec_cols = cols / 16 * 16;
+  int t = 0;
+  for (; t + 4 <= n; t += 4) {
+    for (int64_t i = 0; i < vec_cols; i += 16) {
+      __m256 acc[4][2];
+      for (int k = 0; k < 4; ++k) {
+        acc[k][0] = _mm256_loadu_ps(dx + int64_t(t + k) * dx_stride + i);
+        acc[k][1] = _mm256_loadu_ps(dx + int64_t(t + k) * dx_stride + i + 8);
+      }
+      for (int64_t o = 0; o < rows; ++o) {
+        const __m256 w0 = _mm256_loadu_ps(tile + o * kTileCols + i), w1 = _mm256_loadu_ps(tile + o * kTileCols + i + 8);
+        for (int k = 0; k < 4; ++k) {
+          const __m256 d = _mm256_broadcast_ss(dy + int64_t(t + k) * dy_stride + o);
+          acc[k][0] = _mm256_fmadd_ps(d, w0, acc[k][0]);
+          acc[k][1] = _mm256_fmadd_ps(d, w1, acc[k][1]);
+        }
+      }
+      for (int k = 0; k < 4; ++k) {
+        _mm256_storeu_ps(dx + int64_t(t + k) * dx_stride + i, acc[k][0]);
+        _mm256_storeu_ps(dx + int64_t(t + k) * dx_stride + i + 8, acc[k][1]);
+      }
+    }
+    if (vec_cols < cols)
+      for (int k = 0; k < 4; ++k)
+        for (int64_t o = 0; o < rows; ++o) {
+          const float d = dy[int64_t(t + k) * dy_stride + o];
+          for (int64_t i = vec_cols; i < cols; ++i) dx[int64_t(t + k) * dx_stride + i] += d * tile[o * kTileCols + i];
+        }
+  }
+  if (t < n) {  // the last tokens: the scalar order is the same sum per element
+    for (; t < n; ++t)
+      for (int64_t i = 0; i < cols; ++i) {
+        float acc = dx[int64_t(t) * dx_stride + i];
+        for (int64_t o = 0; o < rows; ++o) acc = std::fma(dy[int64_t(t) * dy_stride + o], tile[o * kTileCols + i], acc);
+        dx[int64_t(t) * dx_stride + i] = acc;
+      }
+  }
+}
+#endif
+
 template <class T>
 void base_matmul_t(ThreadPool& pool, const WeightView& W, const T* dy, int n, T* dx) {
   const TypeInfo* ti = type_info(uint32_t(W.type));
   const int64_t block = ti ? ti->block_size : 1;
-  const int64_t chunk = std::max<int64_t>(block, (256 + block - 1) / block * block);
+  const int64_t chunk = std::max<int64_t>(block, kTileCols / block * block);
   const int64_t n_chunks = (W.cols + chunk - 1) / chunk;
   pool.parallel_for(n_chunks, [&](int64_t c0, int64_t c1, int) {
-    std::vector<float> part(static_cast<size_t>(chunk));
+    std::vector<float> tile(size_t(kTileRows * kTileCols));
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t i0 = c * chunk, len = std::min(chunk, W.cols - i0);
-      for (int64_t o = 0; o < W.rows; ++o) {
-        dequantize_row(W.type, W.data + size_t(o) * W.row_stride + row_bytes(W.type, i0), part.data(), len);
-        for (int t = 0; t < n; ++t) {
-          const T d = dy[int64_t(t) * W.rows + o];
-          if (d == T(0)) continue;
-          T* out = dx + int64_t(t) * W.cols + i0;
-          for (int64_t i = 0; i < len; ++i) out[i] += d * T(part[size_t(i)]);
-        }
+      for (int64_t o0 = 0; o0 < W.rows; o0 += kTileRows) {
+        const int64_t rows = std::min(kTileRows, W.rows - o0);
+        for (int64_t o = 0; o < rows; ++o)
+          dequantize_row(W.type, W.data + size_t(o0 + o) * W.row_stride + row_bytes(W.type, i0), &tile[size_t(o * kTileCols)],
+                         len);
+        tile_product<T>(tile.data(), rows, len, dy + o0, W.rows, n, dx + i0, W.cols);
       }
     }
   });
@@ -826,6 +889,10 @@ LossSum forward_backward(const Model& model, LoraModel& lora, const Sequence& se
     Vec<T>().swap(inputs[size_t(il)]);
   }
   return loss;
+}
+
+void matmul_transposed(ThreadPool& pool, const WeightView& W, const float* dy, int n, float* dx) {
+  base_matmul_t<float>(pool, W, dy, n, dx);
 }
 
 template LossSum forward_backward<float>(const Model&, LoraModel&, const Sequence&, int, ThreadPool&, bool);

@@ -17,6 +17,7 @@
 namespace slm {
 class Model;
 class ThreadPool;
+struct WeightView;
 }  // namespace slm
 
 namespace slm::train {
@@ -37,6 +38,11 @@ struct LossSum {
   double loss = 0;    // Σ weight[t] · −log p(tokens[t+1] | tokens[..t])
   double weight = 0;  // Σ weight[t]
 };
+
+// The backward twin of the inference matmul: dx[t] += Wᵀ·dy[t] for n rows of dy, W read in
+// its own type (dequantized a block at a time). Threads take column ranges, so the result
+// does not depend on the thread count.
+void matmul_transposed(ThreadPool& pool, const WeightView& W, const float* dy, int n, float* dx);
 
 // The loss of one sequence; with backward, adds d(loss)/d(A, B) into each LoraParam's
 // grad_a / grad_b (not divided by the weight). n_ctx chooses LongRoPE's factor set as
