@@ -15,6 +15,7 @@ packages=(
   libgtest-dev libgmock-dev # tests
   libbenchmark-dev          # micro-benchmarks
   clang                     # libFuzzer target for the GGUF reader
+  tmux                      # the chat test drives slm chat on a terminal
 )
 # Node.js and npm for the end-to-end tests with the official OpenAI client (some machines
 # carry a newer Node.js of their own; only install Debian's when there is none).

@@ -239,6 +239,26 @@ class Parser {
   // Assignment target: name, name.attr (namespace), or a tuple of names.
   ExprPtr parse_assign_target() {
     const Token& at = cur();
+    if (skip_op("(")) {  // {% set (x, y) = ... %}, as jinja2 allows
+      auto tup = node(ExprKind::Tuple, at);
+      while (!is_op(")")) {
+        if (!tup->kids.empty()) expect_op(",");
+        if (is_op(")")) break;
+        auto e = node(ExprKind::Name, cur());
+        e->name = expect_identifier();
+        tup->kids.push_back(std::move(e));
+      }
+      expect_op(")");
+      if (tup->kids.empty()) fail("an empty tuple cannot be assigned to");
+      if (tup->kids.size() == 1 && !is_op(",")) return std::move(tup->kids[0]);
+      while (skip_op(",")) {
+        if (cur().type != Tok::Name) break;
+        auto e = node(ExprKind::Name, cur());
+        e->name = expect_identifier();
+        tup->kids.push_back(std::move(e));
+      }
+      return tup;
+    }
     std::string n = expect_identifier();
     if (skip_op(".")) {
       auto e = node(ExprKind::Attr, at);

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -186,6 +187,28 @@ class ChatLoop {
   std::vector<int32_t> cached_;  // the token ids whose keys/values are in the cache
 };
 
+enum class LineRead { Line, End, Interrupted };
+
+// One line from the terminal, read with read(2) so that a Ctrl-C (SIGINT without SA_RESTART)
+// is told apart from the end of input: std::getline reports both as end of file.
+LineRead read_terminal_line(std::string& line) {
+  line.clear();
+  for (;;) {
+    char c;
+    const ssize_t n = ::read(STDIN_FILENO, &c, 1);
+    if (n == 1) {
+      if (c == '\n') return LineRead::Line;
+      line += c;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) {
+      if (g_interrupted) return LineRead::Interrupted;
+      continue;
+    }
+    return line.empty() ? LineRead::End : LineRead::Line;
+  }
+}
+
 int run_chat(const ChatOptions& o) {
   o.sampling.validate();
   const bool interactive = isatty(STDIN_FILENO);
@@ -204,15 +227,13 @@ int run_chat(const ChatOptions& o) {
       std::fputs("> ", stdout);
       std::fflush(stdout);
     }
-    if (!std::getline(std::cin, line)) {
-      if (interactive && g_interrupted && !std::cin.eof()) {  // Ctrl-C at the prompt: a fresh line
-        std::cin.clear();
-        g_interrupted = false;
-        std::fputc('\n', stdout);
-        continue;
-      }
-      break;
+    const LineRead got = interactive ? read_terminal_line(line) : (std::getline(std::cin, line) ? LineRead::Line : LineRead::End);
+    if (got == LineRead::Interrupted) {  // Ctrl-C at the prompt: drop the line, keep the conversation
+      g_interrupted = false;
+      std::fputc('\n', stdout);
+      continue;
     }
+    if (got == LineRead::End) break;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (interactive && !line.empty() && line[0] == '/') {
       std::string cmd = line.substr(0, line.find(' '));
@@ -221,6 +242,7 @@ int run_chat(const ChatOptions& o) {
         if (cmd == "/exit" || cmd == "/quit") break;
         if (cmd == "/help") std::fputs(kHelp, stderr);
         else if (cmd == "/reset") { chat.reset(); std::fprintf(stderr, "chat: conversation cleared\n"); }
+        else if ((cmd == "/save" || cmd == "/load") && arg.empty()) std::fprintf(stderr, "chat: %s needs a file name: %s FILE\n", cmd.c_str(), cmd.c_str());
         else if (cmd == "/save" && !arg.empty()) { chat.save(arg); std::fprintf(stderr, "chat: saved %zu messages to %s\n", chat.n_messages(), arg.c_str()); }
         else if (cmd == "/load" && !arg.empty()) { chat.load(arg); std::fprintf(stderr, "chat: loaded %zu messages from %s\n", chat.n_messages(), arg.c_str()); }
         else std::fprintf(stderr, "chat: unknown command '%s'. %s", line.c_str(), kHelp);

@@ -1,6 +1,10 @@
 // `slm chat` without a terminal: one answer per input line, history kept across turns.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
+
 #include "common/shared.h"
 
 using namespace slm::test;
@@ -28,4 +32,35 @@ TEST(ChatCli, FullContextDropsOldestTurnsWithAMessage) {
   EXPECT_EQ(rc, 0);
   EXPECT_NE(out.find("context full"), std::string::npos) << out;
   EXPECT_NE(out.find("dropped the oldest"), std::string::npos) << out;
+}
+
+// On a terminal (tmux gives the chat one): Ctrl-C at an idle prompt drops the half-typed
+// line and keeps the conversation; /save without a file name says what it needs.
+TEST(ChatCli, CtrlCAtThePromptKeepsTheConversation) {
+  int rc = -1;
+  run_cmd("command -v tmux", &rc);
+  ASSERT_EQ(rc, 0) << "tmux is needed (scripts/setup.sh installs it)";
+  const std::string session = "slmchat" + std::to_string(getpid());
+  const std::string conv = "/tmp/" + session + ".json";
+  const std::string tm = "tmux -L " + session + " ";
+  run_cmd(tm + "new-session -d -x 150 -y 40 '" + slm_bin() + " chat -m " + shared("models/stories260K.gguf") +
+          " --temp 0 -n 6 2>&1; sleep 20'");
+  auto keys = [&](const std::string& k, double wait) {
+    run_cmd(tm + "send-keys " + k);
+    usleep(useconds_t(wait * 1e6));
+  };
+  usleep(1500000);
+  keys("'Once upon' Enter", 1.5);
+  keys("'half typed'", 0.3);
+  keys("C-c", 0.5);
+  keys("'/save' Enter", 0.5);
+  keys("'/save " + conv + "' Enter", 1.0);
+  const std::string screen = run_cmd(tm + "capture-pane -p");
+  run_cmd(tm + "kill-server");
+  EXPECT_NE(screen.find("/save needs a file name"), std::string::npos) << screen;
+  EXPECT_NE(screen.find("saved 2 messages"), std::string::npos) << screen;
+  const std::string saved = read_file(conv);
+  EXPECT_NE(saved.find("Once upon"), std::string::npos);
+  EXPECT_EQ(saved.find("half typed"), std::string::npos);
+  std::remove(conv.c_str());
 }

@@ -128,3 +128,17 @@ TEST(ChatStmt, StandardVariables) {
   opt.extra = J(R"({"tools": [{"name": "f"}]})");
   EXPECT_EQ(slm::ChatTemplate("{{ tools[0].name }}").render(J("[]"), opt), "f");
 }
+
+// Parenthesised tuple targets and words that are keywords elsewhere used as plain names, as
+// Python's jinja2 renders them (expected strings from jinja2 3.1).
+TEST(ChatStmt, TupleTargetsAndKeywordNames) {
+  using slm::test::render;
+  EXPECT_EQ(render("{% set (x, y) = [1, 2] %}{{ x }}-{{ y }}"), "1-2");
+  EXPECT_EQ(render("{% set (a) = 5 %}{{ a }}"), "5");
+  EXPECT_EQ(render("{% for (k, v) in [[1, 2], [3, 4]] %}{{ k }}{{ v }};{% endfor %}"), "12;34;");
+  EXPECT_EQ(render("{% set if = 2 %}{{ if }}"), "2");
+  EXPECT_EQ(render("{% set in = 3 %}{{ in + 1 }}"), "4");
+  EXPECT_EQ(render("{% set recursive = 'r' %}{{ recursive }}"), "r");
+  EXPECT_EQ(render("{% set endfor = 1 %}{% for i in [1] %}{{ endfor + i }}{% endfor %}"), "2");
+  EXPECT_EQ(render("{% set x = 1 if true else 0 %}{{ x }}"), "1");
+}
