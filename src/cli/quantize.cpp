@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -24,6 +27,7 @@ namespace {
 struct Options {
   std::string in, out, type;
   int threads = 0;
+  bool allow_requantize = false;
 };
 
 // Converts rows [r0, r1) of a tensor from its type to `to`, through f32.
@@ -64,13 +68,37 @@ void convert_tensor(const GgufTensor& t, GgmlType to, uint8_t* dst, int threads)
 
 int run_quantize(const Options& o) {
   const QuantTarget target = parse_quant_target(o.type);
+  {  // the destination is checked before any work, not after it
+    std::error_code ec;
+    if (std::filesystem::is_directory(o.out, ec)) throw Error(o.out + ": is a directory");
+    if (std::filesystem::equivalent(o.in, o.out, ec)) throw Error(o.out + ": is the input file; write to another name");
+    FILE* f = std::fopen((o.out + ".tmp").c_str(), "wb");
+    if (!f) throw Error(o.out + ": cannot write here (" + std::strerror(errno) + ")");
+    std::fclose(f);
+    std::remove((o.out + ".tmp").c_str());
+  }
   auto src = GgufFile::open(o.in);
+  // Quantizing an already quantized file stacks two rounding errors; llama-quantize refuses
+  // it too unless asked.
+  const bool to_quantized = target.base != GgmlType::F32 && target.base != GgmlType::F16 && target.base != GgmlType::BF16;
+  if (!o.allow_requantize && to_quantized)
+    for (const GgufTensor& t : src->tensors())
+      if (t.n_dims >= 2 && t.type != GgmlType::F32 && t.type != GgmlType::F16 && t.type != GgmlType::BF16)
+        throw Error(o.in + ": already quantized (tensor " + t.name + " is " + type_name(t.type) +
+                    "); quantize from the F16/BF16/F32 file, or pass --allow-requantize");
   const int threads = o.threads > 0 ? o.threads
                                      : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 
   std::vector<TensorDesc> descs;
   for (const GgufTensor& t : src->tensors()) descs.push_back({t.name, t.n_dims, t.ne[0], t.type});
-  const std::vector<TensorPlan> plans = plan_quantization(target, descs);
+  ModelFacts facts;
+  const std::string arch = src->get_string_or("general.architecture", "");
+  facts.n_expert = int(src->get_int_or(arch + ".expert_count", 0));
+  const GgufValue* heads = src->find(arch + ".attention.head_count");
+  const GgufValue* kv = src->find(arch + ".attention.head_count_kv");
+  if (heads && heads->is_integer() && kv && kv->is_integer() && kv->as_int() > 0)
+    facts.n_gqa = int(heads->as_int() / kv->as_int());
+  const std::vector<TensorPlan> plans = plan_quantization(target, descs, facts);
 
   // Check every conversion is possible before spending time on any.
   for (size_t i = 0; i < plans.size(); ++i) {
@@ -137,10 +165,11 @@ Action add_quantize(CLI::App& app) {
   sub->add_option("output", o->out, "Destination GGUF file")->required();
   sub->add_option("type", o->type,
                   "F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL IQ4_XS, "
-                  "or a mixture Q3_K_M Q4_K_M Q5_K_M")
+                  "or a mixture Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M")
       ->required();
   sub->add_option("-t,--threads", o->threads, "Worker threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
+  sub->add_flag("--allow-requantize", o->allow_requantize, "Accept an already quantized input (two roundings)");
   return [o] { return run_quantize(*o); };
 }
 

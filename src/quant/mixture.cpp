@@ -24,9 +24,11 @@ constexpr TargetRow kTargets[] = {
     {"Q4_0", GgmlType::Q4_0, false, 2},     {"Q4_1", GgmlType::Q4_1, false, 3},
     {"Q8_0", GgmlType::Q8_0, false, 7},     {"Q5_0", GgmlType::Q5_0, false, 8},
     {"Q5_1", GgmlType::Q5_1, false, 9},     {"Q2_K", GgmlType::Q2_K, false, 10},
-    {"Q3_K", GgmlType::Q3_K, false, 11},    {"Q3_K_M", GgmlType::Q3_K, true, 12},
-    {"Q4_K", GgmlType::Q4_K, false, 14},    {"Q4_K_M", GgmlType::Q4_K, true, 15},
-    {"Q5_K", GgmlType::Q5_K, false, 16},    {"Q5_K_M", GgmlType::Q5_K, true, 17},
+    {"Q3_K", GgmlType::Q3_K, false, 11},    {"Q3_K_S", GgmlType::Q3_K, true, 11},
+    {"Q3_K_M", GgmlType::Q3_K, true, 12},   {"Q3_K_L", GgmlType::Q3_K, true, 13},
+    {"Q4_K", GgmlType::Q4_K, false, 14},    {"Q4_K_S", GgmlType::Q4_K, true, 14},
+    {"Q4_K_M", GgmlType::Q4_K, true, 15},   {"Q5_K", GgmlType::Q5_K, false, 16},
+    {"Q5_K_S", GgmlType::Q5_K, true, 16},   {"Q5_K_M", GgmlType::Q5_K, true, 17},
     {"Q6_K", GgmlType::Q6_K, false, 18},    {"IQ4_NL", GgmlType::IQ4_NL, false, 25},
     {"IQ4_XS", GgmlType::IQ4_XS, false, 30}, {"BF16", GgmlType::BF16, false, 32},
 };
@@ -80,25 +82,44 @@ GgmlType fallback_of(GgmlType t) {
     case GgmlType::Q5_K: return GgmlType::Q5_1;
     case GgmlType::Q6_K: return GgmlType::Q8_0;
     case GgmlType::Q2_K:
-    case GgmlType::Q3_K:
+    case GgmlType::Q3_K: return GgmlType::Q4_0;
     case GgmlType::IQ4_XS: return GgmlType::IQ4_NL;
     default: return t;
   }
 }
 
-GgmlType mixture_type(const QuantTarget& target, const TensorDesc& t, bool is_output, int n_layer) {
+// llama-quantize's per-tensor choice for the K mixtures (_S, _M, _L; llama_tensor_get_type):
+// by the tensor's role, its layer, and the model's experts and GQA ratio. Falcon's and 70B
+// models' special cases are not among the families slm runs.
+GgmlType mixture_type(const QuantTarget& target, const TensorDesc& t, bool is_output, int n_layer, int attn_v_index,
+                      const ModelFacts& model) {
   if (is_output) return GgmlType::Q6_K;
+  const std::string& m = target.name;
   const int i = layer_of(t.name);
-  const bool q3 = target.base == GgmlType::Q3_K;
-  if (i >= 0 && (contains(t.name, "attn_v.") || contains(t.name, "attn_qkv."))) {
-    if (q3) return i < 2 ? GgmlType::Q5_K : GgmlType::Q4_K;
-    return use_more_bits(i, n_layer) ? GgmlType::Q6_K : target.base;
+  const bool eight_experts = model.n_expert == 8;
+  if (contains(t.name, "attn_v.weight") || contains(t.name, "attn_qkv.weight")) {
+    GgmlType type = target.base;
+    if (m == "Q3_K_M") type = attn_v_index < 2 ? GgmlType::Q5_K : GgmlType::Q4_K;
+    else if (m == "Q3_K_L") type = GgmlType::Q5_K;
+    else if ((m == "Q4_K_M" || m == "Q5_K_M") && use_more_bits(attn_v_index, n_layer)) type = GgmlType::Q6_K;
+    else if (m == "Q4_K_S" && attn_v_index < 4) type = GgmlType::Q5_K;
+    if (eight_experts) type = GgmlType::Q8_0;  // "trades just ~128MB" for the 8-expert model
+    return type;
   }
+  if (contains(t.name, "attn_k.weight")) return eight_experts ? GgmlType::Q8_0 : target.base;
   if (i >= 0 && contains(t.name, "ffn_down")) {
-    if (q3) return i < n_layer / 16 ? GgmlType::Q5_K : GgmlType::Q4_K;
-    return use_more_bits(i, n_layer) ? GgmlType::Q6_K : target.base;
+    if (m == "Q3_K_M") return i < n_layer / 16 ? GgmlType::Q5_K : GgmlType::Q4_K;
+    if (m == "Q3_K_L") return GgmlType::Q5_K;
+    if ((m == "Q4_K_M" || m == "Q5_K_M") && use_more_bits(i, n_layer)) return GgmlType::Q6_K;
+    if (m == "Q4_K_S" && i < n_layer / 8) return GgmlType::Q5_K;
+    return target.base;
   }
-  if (q3 && contains(t.name, "attn_output.")) return GgmlType::Q4_K;
+  if (contains(t.name, "attn_output.weight")) {
+    if (eight_experts)
+      return m == "Q3_K_S" || m == "Q3_K_M" || m == "Q4_K_S" || m == "Q4_K_M" ? GgmlType::Q5_K : target.base;
+    if (m == "Q3_K_M") return GgmlType::Q4_K;
+    if (m == "Q3_K_L") return GgmlType::Q5_K;
+  }
   return target.base;
 }
 
@@ -114,8 +135,8 @@ QuantTarget parse_quant_target(const std::string& name) {
   throw Error("unknown quantization type '" + name + "' (choose one of: " + choices + ")");
 }
 
-std::vector<TensorPlan> plan_quantization(const QuantTarget& target,
-                                          const std::vector<TensorDesc>& tensors) {
+std::vector<TensorPlan> plan_quantization(const QuantTarget& target, const std::vector<TensorDesc>& tensors,
+                                          const ModelFacts& model) {
   bool has_output = false;
   int n_layer = 0;
   for (const TensorDesc& t : tensors) {
@@ -124,6 +145,7 @@ std::vector<TensorPlan> plan_quantization(const QuantTarget& target,
   }
   std::vector<TensorPlan> plans;
   plans.reserve(tensors.size());
+  int attn_v_index = 0;  // llama-quantize counts the attn_v (and attn_qkv) tensors it meets
   for (const TensorDesc& t : tensors) {
     if (is_kept(t)) {
       plans.push_back({t.type, false, ""});
@@ -131,7 +153,9 @@ std::vector<TensorPlan> plan_quantization(const QuantTarget& target,
     }
     const bool is_output =
         t.name == "output.weight" || (!has_output && t.name == "token_embd.weight");
-    GgmlType want = target.k_mixture ? mixture_type(target, t, is_output, n_layer) : target.base;
+    const bool is_attn_v = contains(t.name, "attn_v.weight") || contains(t.name, "attn_qkv.weight");
+    GgmlType want = target.k_mixture ? mixture_type(target, t, is_output, n_layer, attn_v_index, model) : target.base;
+    if (is_attn_v) ++attn_v_index;
     if (is_output && target.output_q6_k && !target.k_mixture) {
       switch (target.base) {
         case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
@@ -149,9 +173,9 @@ std::vector<TensorPlan> plan_quantization(const QuantTarget& target,
       if (fb != want && t.ne0 % type_info(fb).block_size == 0) {
         note += std::string(": using ") + type_name(fb);
         want = fb;
-      } else {
-        plans.push_back({t.type, false, note + ": kept as " + type_name(t.type)});
-        continue;
+      } else {  // llama-quantize's last resort for an unusual shape
+        note += ": using F16";
+        want = GgmlType::F16;
       }
     }
     // Same type as the source: copy the bytes, re-quantizing could only lose.

@@ -1,6 +1,9 @@
 // The per-tensor type plan against the types llama.cpp chose for every fixture file.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <sstream>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -72,9 +75,9 @@ TEST(QuantMixture, KeptAndFallbackTensors) {
   EXPECT_EQ(p[3].type, GgmlType::Q4_K);
   EXPECT_EQ(p[4].type, GgmlType::Q5_0);
   EXPECT_FALSE(p[4].note.empty());
-  EXPECT_FALSE(p[5].convert);
+  EXPECT_FALSE(p[5].convert);  // llama-quantize's last resort, F16: the source already is
   EXPECT_EQ(p[5].type, GgmlType::F16);
-  EXPECT_NE(p[5].note.find("kept"), std::string::npos);
+  EXPECT_NE(p[5].note.find("F16"), std::string::npos);
   EXPECT_FALSE(p[6].convert);
   EXPECT_EQ(p[6].type, GgmlType::Q4_K);
 }
@@ -99,6 +102,60 @@ TEST(QuantMixture, OutputQ6KAsLlamaQuantizeDefault) {
   QuantTarget q8 = parse_quant_target("Q8_0");
   q8.output_q6_k = true;
   EXPECT_EQ(plan_quantization(q8, untied)[1].type, GgmlType::Q8_0);
+}
+
+// The _S and _L mixtures against llama-quantize (commit 34af94cd, no imatrix) on every family's
+// F32 fixture: each tensor that llama-quantize gave a type other than the mixture's base type
+// (the table, recorded from its output) gets that type here, and every other matrix the base.
+TEST(QuantMixture, SmallAndLargeKMixturesAsLlamaQuantize) {
+  struct Case {
+    const char* fixture;
+    const char* mixture;
+    const char* others;  // "name=TYPE ..." as llama-quantize wrote them
+  } cases[] = {
+  {"llama-f32", "Q3_K_S", "output.weight=Q6_K"},
+  {"llama-f32", "Q3_K_L", "output.weight=Q6_K blk.0.attn_output.weight=Q5_K blk.0.attn_v.weight=Q5_K blk.0.ffn_down.weight=Q5_K blk.1.attn_output.weight=Q5_K blk.1.attn_v.weight=Q5_K blk.1.ffn_down.weight=Q5_K"},
+  {"llama-f32", "Q4_K_S", "output.weight=Q6_K blk.0.attn_v.weight=Q5_K blk.1.attn_v.weight=Q5_K"},
+  {"llama-f32", "Q5_K_S", "output.weight=Q6_K"},
+  {"mixtral-f32", "Q3_K_S", "output.weight=Q6_K"},
+  {"mixtral-f32", "Q3_K_L", "output.weight=Q6_K blk.0.attn_output.weight=Q5_K blk.0.attn_v.weight=Q5_K blk.0.ffn_down_exps.weight=Q5_K blk.1.attn_output.weight=Q5_K blk.1.attn_v.weight=Q5_K blk.1.ffn_down_exps.weight=Q5_K"},
+  {"mixtral-f32", "Q4_K_S", "output.weight=Q6_K blk.0.attn_v.weight=Q5_K blk.1.attn_v.weight=Q5_K"},
+  {"mixtral-f32", "Q5_K_S", "output.weight=Q6_K"},
+  {"phi3-f32", "Q3_K_S", "output.weight=Q6_K"},
+  {"phi3-f32", "Q3_K_L", "output.weight=Q6_K blk.0.attn_output.weight=Q5_K blk.0.attn_qkv.weight=Q5_K blk.0.ffn_down.weight=Q5_K blk.1.attn_output.weight=Q5_K blk.1.attn_qkv.weight=Q5_K blk.1.ffn_down.weight=Q5_K"},
+  {"phi3-f32", "Q4_K_S", "output.weight=Q6_K blk.0.attn_qkv.weight=Q5_K blk.1.attn_qkv.weight=Q5_K"},
+  {"phi3-f32", "Q5_K_S", "output.weight=Q6_K"},
+  {"gemma2-f32", "Q3_K_S", "token_embd.weight=Q6_K"},
+  {"gemma2-f32", "Q3_K_L", "token_embd.weight=Q6_K blk.0.attn_output.weight=Q5_K blk.0.attn_v.weight=Q5_K blk.0.ffn_down.weight=Q5_K blk.1.attn_output.weight=Q5_K blk.1.attn_v.weight=Q5_K blk.1.ffn_down.weight=Q5_K blk.2.attn_output.weight=Q5_K blk.2.attn_v.weight=Q5_K blk.2.ffn_down.weight=Q5_K blk.3.attn_output.weight=Q5_K blk.3.attn_v.weight=Q5_K blk.3.ffn_down.weight=Q5_K"},
+  {"gemma2-f32", "Q4_K_S", "token_embd.weight=Q6_K blk.0.attn_v.weight=Q5_K blk.1.attn_v.weight=Q5_K blk.2.attn_v.weight=Q5_K blk.3.attn_v.weight=Q5_K"},
+  {"gemma2-f32", "Q5_K_S", "token_embd.weight=Q6_K"},
+  {"granitemoe-f32", "Q3_K_S", "output.weight=Q6_K blk.0.ffn_down_exps.weight=Q4_0 blk.1.ffn_down_exps.weight=Q4_0"},
+  {"granitemoe-f32", "Q3_K_L", "output.weight=Q6_K blk.0.attn_output.weight=Q5_K blk.0.attn_v.weight=Q5_K blk.0.ffn_down_exps.weight=Q5_1 blk.1.attn_output.weight=Q5_K blk.1.attn_v.weight=Q5_K blk.1.ffn_down_exps.weight=Q5_1"},
+  {"granitemoe-f32", "Q4_K_S", "output.weight=Q6_K blk.0.attn_v.weight=Q5_K blk.0.ffn_down_exps.weight=Q5_0 blk.1.attn_v.weight=Q5_K blk.1.ffn_down_exps.weight=Q5_0"},
+  {"granitemoe-f32", "Q5_K_S", "output.weight=Q6_K blk.0.ffn_down_exps.weight=Q5_1 blk.1.ffn_down_exps.weight=Q5_1"},
+  {"openelm-f32", "Q3_K_S", "token_embd.weight=Q6_K blk.0.attn_output.weight=Q4_0"},
+  {"openelm-f32", "Q3_K_L", "token_embd.weight=Q6_K blk.0.attn_output.weight=Q5_1 blk.0.attn_qkv.weight=Q5_K blk.0.ffn_down.weight=Q5_K blk.1.attn_output.weight=Q5_K blk.1.attn_qkv.weight=Q5_K blk.1.ffn_down.weight=Q5_K blk.2.attn_output.weight=Q5_K blk.2.attn_qkv.weight=Q5_K blk.2.ffn_down.weight=Q5_K"},
+  {"openelm-f32", "Q4_K_S", "token_embd.weight=Q6_K blk.0.attn_output.weight=Q5_0 blk.0.attn_qkv.weight=Q5_K blk.1.attn_qkv.weight=Q5_K blk.2.attn_qkv.weight=Q5_K"},
+  {"openelm-f32", "Q5_K_S", "token_embd.weight=Q6_K blk.0.attn_output.weight=Q5_1"},
+  };
+  for (const Case& c : cases) {
+    auto f = GgufFile::open(test::shared(std::string("fixtures/") + c.fixture + ".gguf"));
+    std::vector<TensorDesc> descs;
+    for (const GgufTensor& t : f->tensors()) descs.push_back({t.name, t.n_dims, t.ne[0], t.type});
+    ModelFacts facts;
+    const std::string arch = f->get_string("general.architecture");
+    facts.n_expert = int(f->get_int_or(arch + ".expert_count", 0));
+    const QuantTarget target = parse_quant_target(c.mixture);
+    const auto plans = plan_quantization(target, descs, facts);
+    std::map<std::string, std::string> want;
+    std::istringstream in(c.others);
+    for (std::string item; in >> item;) want[item.substr(0, item.find('='))] = item.substr(item.find('=') + 1);
+    for (size_t i = 0; i < descs.size(); ++i) {
+      if (descs[i].n_dims < 2 || descs[i].name.find("ffn_gate_inp") != std::string::npos) continue;
+      const std::string expected = want.count(descs[i].name) ? want[descs[i].name] : type_name(target.base);
+      EXPECT_EQ(type_name(plans[i].type), expected) << c.fixture << " " << c.mixture << " " << descs[i].name;
+    }
+  }
 }
 
 }  // namespace

@@ -135,8 +135,13 @@ TEST_F(QuantizeCli, QuantizedSourceAndThreadsAgree) {
     ASSERT_EQ(o->nbytes, a.size() * 4);
     EXPECT_EQ(std::memcmp(o->data, a.data(), o->nbytes), 0) << t.name;
   }
-  ASSERT_EQ(quantize(src_path, tmp("q4_1.gguf"), "q4_0", "-t 1"), 0);
-  ASSERT_EQ(quantize(src_path, tmp("q4_2.gguf"), "q4_0", "-t 3"), 0);
+  // Requantizing stacks two roundings: refused unless asked for.
+  std::string log;
+  EXPECT_EQ(quantize(src_path, tmp("q4_0.gguf"), "q4_0", "", &log), 1);
+  EXPECT_NE(log.find("already quantized"), std::string::npos) << log;
+  EXPECT_NE(log.find("--allow-requantize"), std::string::npos) << log;
+  ASSERT_EQ(quantize(src_path, tmp("q4_1.gguf"), "q4_0", "-t 1 --allow-requantize"), 0);
+  ASSERT_EQ(quantize(src_path, tmp("q4_2.gguf"), "q4_0", "-t 3 --allow-requantize"), 0);
   EXPECT_EQ(test::read_file(tmp("q4_1.gguf")), test::read_file(tmp("q4_2.gguf")));
   EXPECT_EQ(GgufFile::open(tmp("q4_1.gguf"))->find_tensor("blk.0.ffn_up.weight")->type, GgmlType::Q4_0);
 }
