@@ -20,5 +20,6 @@ Action add_serve(CLI::App& app);
 Action add_chat(CLI::App& app);
 Action add_lora(CLI::App& app);
 Action add_finetune(CLI::App& app);
+Action add_perplexity(CLI::App& app);
 
 }  // namespace slm::cli

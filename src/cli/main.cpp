@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
   add(slm::cli::add_quantize);
   add(slm::cli::add_lora);
   add(slm::cli::add_finetune);
+  add(slm::cli::add_perplexity);
   add(slm::cli::add_bench);
   add(slm::cli::add_logits);
   add(slm::cli::add_synth);

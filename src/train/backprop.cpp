@@ -202,21 +202,34 @@ void project_backward(ThreadPool& pool, const WeightView& W, LoraParam* p, const
         for (int64_t k = 0; k < r; ++k) dax[size_t(t * r + k)] += s * d * T(b[k]);
       }
   });
+  // Both sums run over tokens in the outer loop so that every inner loop reads memory in
+  // order (a token-inner loop would stride through dy and x a row at a time).
   pool.parallel_for(no, [&](int64_t o0, int64_t o1, int) {
-    for (int64_t o = o0; o < o1; ++o)
-      for (int64_t k = 0; k < r; ++k) {
-        T sum = 0;
-        for (int t = 0; t < n; ++t) sum += dy[int64_t(t) * no + o] * ax[size_t(int64_t(t) * r + k)];
-        p->grad_b[size_t(o * r + k)] += float(s * sum);
+    Vec<T> gb(size_t((o1 - o0) * r), T(0));
+    for (int t = 0; t < n; ++t) {
+      const T* at = ax.data() + int64_t(t) * r;
+      const T* dyt = dy + int64_t(t) * no;
+      for (int64_t o = o0; o < o1; ++o) {
+        const T d = dyt[o];
+        T* g = gb.data() + (o - o0) * r;
+        for (int64_t k = 0; k < r; ++k) g[k] += d * at[k];
       }
+    }
+    for (int64_t o = o0; o < o1; ++o)
+      for (int64_t k = 0; k < r; ++k) p->grad_b[size_t(o * r + k)] += float(s * gb[size_t((o - o0) * r + k)]);
   });
   pool.parallel_for(ni, [&](int64_t i0, int64_t i1, int) {
-    for (int64_t k = 0; k < r; ++k)
-      for (int64_t i = i0; i < i1; ++i) {
-        T sum = 0;
-        for (int t = 0; t < n; ++t) sum += dax[size_t(int64_t(t) * r + k)] * x[int64_t(t) * ni + i];
-        p->grad_a[size_t(k * ni + i)] += float(sum);
+    Vec<T> ga(size_t(r * (i1 - i0)), T(0));
+    for (int t = 0; t < n; ++t) {
+      const T* xt = x + int64_t(t) * ni;
+      for (int64_t k = 0; k < r; ++k) {
+        const T d = dax[size_t(int64_t(t) * r + k)];
+        T* g = ga.data() + k * (i1 - i0);
+        for (int64_t i = i0; i < i1; ++i) g[i - i0] += d * xt[i];
       }
+    }
+    for (int64_t k = 0; k < r; ++k)
+      for (int64_t i = i0; i < i1; ++i) p->grad_a[size_t(k * ni + i)] += float(ga[size_t(k * (i1 - i0) + (i - i0))]);
   });
   pool.parallel_for(n, [&](int64_t t0, int64_t t1, int) {
     for (int64_t t = t0; t < t1; ++t)
