@@ -20,6 +20,7 @@
 
 namespace slm {
 
+class GgufFile;
 class Model;
 
 class LoraAdapter {
@@ -31,6 +32,8 @@ class LoraAdapter {
   // The file alone, for inspection (`slm lora info`): the format and the pairs are checked,
   // nothing is bound to a base; such an adapter cannot be applied.
   static std::unique_ptr<LoraAdapter> inspect(const std::string& path);
+  // An already opened file (fuzzing, tests); base may be null as for inspect.
+  static std::unique_ptr<LoraAdapter> from_file(std::unique_ptr<GgufFile> file, const Model* base);
   ~LoraAdapter();
 
   const std::string& path() const;

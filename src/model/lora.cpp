@@ -103,9 +103,14 @@ std::unique_ptr<LoraAdapter> LoraAdapter::load(const std::string& path, const Mo
 std::unique_ptr<LoraAdapter> LoraAdapter::inspect(const std::string& path) { return open_checked(path, nullptr); }
 
 std::unique_ptr<LoraAdapter> LoraAdapter::open_checked(const std::string& path, const Model* base) {
+  return from_file(GgufFile::open(path), base);
+}
+
+std::unique_ptr<LoraAdapter> LoraAdapter::from_file(std::unique_ptr<GgufFile> file, const Model* base) {
   auto impl = std::make_unique<Impl>();
-  impl->path = path;
-  impl->file = GgufFile::open(path);
+  impl->path = file->path();
+  const std::string path = impl->path;
+  impl->file = std::move(file);
   const GgufFile& f = *impl->file;
   auto fail = [&](const std::string& what) -> Error { return Error(path + ": " + what); };
 

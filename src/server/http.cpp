@@ -2,6 +2,8 @@
 // and graceful shutdown. Generation itself happens in the Scheduler.
 #include "server/http.h"
 
+// A real listen backlog: a burst of clients must queue, not be refused (httplib's default is 5).
+#define CPPHTTPLIB_LISTEN_BACKLOG 512
 #include <httplib.h>
 #include <signal.h>
 
@@ -349,9 +351,10 @@ struct Server {
         std::fprintf(stderr, "serve: %s %s %d%s%s %.1f ms\n", req.method.c_str(), req.path.c_str(), res.status,
                      tokens.empty() ? "" : " tokens ", tokens.c_str(), ms);
       });
-    // One thread per open connection: a kept-alive idle connection holds its thread, so the
-    // pool must be larger than the clients we expect at once (httplib's default is 8).
-    http.new_task_queue = [] { return new httplib::ThreadPool(256); };
+    // One thread per open connection (a kept-alive idle connection holds its thread until its
+    // keep-alive timeout), sized to the slots rather than a fixed 256 started at launch.
+    const size_t threads = std::clamp<size_t>(size_t(opt.n_parallel) * 8, 32, 128);
+    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     // Bodies somewhat over --max-body are still read, so the client gets its 413 instead of a
     // reset connection while it is sending; only absurd sizes are cut off mid-upload.
     http.set_payload_max_length(std::max<size_t>(opt.max_body, std::min<size_t>(opt.max_body * 16, 64u << 20)));
