@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "app/energy.h"
 #include "cli/options.h"
 #include "gguf/gguf.h"
 #include "kernels/thread_pool.h"
@@ -36,6 +37,7 @@ struct Options {
   int reps = 5;
   std::string kv_type = "f16";
   bool json = false;
+  double price_kwh = 0.30;
   LoraOptions lora;
 };
 
@@ -102,6 +104,7 @@ int run_bench(const Options& o) {
     model->forward(pool, cache, t.data(), 1, 0, logits.data(), false, lora);
   }
 
+  EnergyMeter energy;
   std::vector<double> pp, tg;
   for (int r = 0; r < o.reps && o.n_prompt > 0; ++r) {
     KvCache cache(model->config(), o.n_prompt, kv);
@@ -120,6 +123,7 @@ int run_bench(const Options& o) {
     if (!o.json) std::fprintf(stderr, "bench: tg%d rep %d: %.2f t/s\n", o.n_gen, r + 1, tg.back());
   }
   const Stat ps = stats(pp), ts = stats(tg);
+  const double tokens = double(o.reps) * double(o.n_prompt + o.n_gen);
   const uint64_t rss = peak_rss_bytes();
 
   if (o.json) {
@@ -129,6 +133,13 @@ int run_bench(const Options& o) {
     if (o.n_prompt > 0) j["pp"] = {{"n", o.n_prompt}, {"tokens_per_s", ps.mean}, {"stddev", ps.stddev}};
     if (o.n_gen > 0) j["tg"] = {{"n", o.n_gen}, {"tokens_per_s", ts.mean}, {"stddev", ts.stddev}};
     j["peak_rss_bytes"] = rss;
+    if (energy.available()) {
+      j["energy_j"] = energy.joules();
+      j["energy_j_per_token"] = energy.joules() / tokens;
+    } else {
+      j["energy_j"] = nullptr;
+      j["energy_note"] = energy.describe(tokens, o.price_kwh);
+    }
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
@@ -145,8 +156,8 @@ int run_bench(const Options& o) {
   };
   if (o.n_prompt > 0) row(fmt::format("pp{}", o.n_prompt), ps);
   if (o.n_gen > 0) row(fmt::format("tg{}", o.n_gen), ts);
-  fmt::print("\npeak RSS {} (model tensors {}), KV cache {}, {} rep(s)\n", human_size(static_cast<double>(rss)), size,
-             o.kv_type, o.reps);
+  fmt::print("\npeak RSS {} (model tensors {}), KV cache {}, {} rep(s)\nenergy: {}\n", human_size(static_cast<double>(rss)),
+             size, o.kv_type, o.reps, energy.describe(tokens, o.price_kwh));
   return 0;
 }
 
@@ -162,6 +173,7 @@ Action add_bench(CLI::App& app) {
   sub->add_option("-r,--repetitions", o->reps, "Repetitions of each test (default 5)");
   add_kv_type_option(sub, o->kv_type, "KV cache type: f16 (default, as llama-bench) or f32");
   sub->add_flag("--json", o->json, "Print one JSON object instead of the table");
+  sub->add_option("--price-kwh", o->price_kwh, "Electricity price for the cost estimate ($/kWh)")->capture_default_str();
   add_lora_options(sub, o->lora);
   return [o] { return run_bench(*o); };
 }

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "app/chat_format.h"
+#include "app/energy.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "gguf/gguf.h"
@@ -87,6 +88,7 @@ int run(const RunOptions& o) {
                 std::to_string(session.n_ctx()) + " tokens");
 
   Sampler sampler(sp);
+  EnergyMeter energy;
   GenerateParams gp;
   gp.n_predict = o.n_predict;
   gp.stops = o.stops;
@@ -109,6 +111,7 @@ int run(const RunOptions& o) {
                r.generate_seconds * 1e3, rate(r.n_generated, r.generate_seconds),
                r.stop_reason.empty() ? "none" : r.stop_reason.c_str(), mib(model->weight_bytes()),
                mib(session.cache().bytes()));
+  std::fprintf(stderr, "slm: energy: %s\n", energy.describe(double(r.n_prompt + r.n_generated), 0.30).c_str());
   return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "app/chat_format.h"
+#include "app/energy.h"
 #include "gguf/gguf.h"
 #include "model/config.h"
 #include "server/scheduler.h"
@@ -109,6 +110,7 @@ struct Server {
   };
   std::vector<std::unique_ptr<Adapter>> adapters;
   std::mutex adapters_mu;
+  EnergyMeter energy;  // joules in /metrics where the machine exposes a counter
 
   // The adapter set of a request: its own "lora" list (unnamed adapters at 0), else the
   // defaults.
@@ -316,6 +318,10 @@ struct Server {
     metric("slm_slots_total", "gauge", "Slots", s.n_slots);
     metric("slm_kv_cache_cells_used", "gauge", "KV cache positions in use over all slots", double(s.kv_cells_used));
     metric("slm_kv_cache_cells_total", "gauge", "KV cache positions over all slots", double(s.kv_cells_total));
+    if (energy.available())
+      metric("slm_energy_joules_total", "counter", "Energy used since the server started (powercap)", energy.joules());
+    else
+      m += "# slm_energy_joules_total: " + energy.describe(0, 0) + "\n";
     metric("slm_mixed_adapter_steps_total", "counter", "Batch steps that ran sequences with different adapters together",
            double(s.mixed_adapter_steps));
     if (!adapters.empty()) {

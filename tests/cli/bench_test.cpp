@@ -32,7 +32,14 @@ TEST(Bench, JsonHasTheDocumentedFields) {
   const std::string out = capture(test::slm_bin() + " bench -m " + model + " -t 2 -p 32 -n 8 -r 2 --json 2>/dev/null");
   std::filesystem::remove(model);
   const auto j = nlohmann::json::parse(out);
-  EXPECT_EQ(j.size(), 5u);
+  // model, threads, pp, tg, peak_rss_bytes and the energy: joules where measured, else null
+  // and a note saying why (never a guess).
+  EXPECT_EQ(j.size(), 7u);
+  ASSERT_TRUE(j.contains("energy_j"));
+  if (j["energy_j"].is_null())
+    EXPECT_NE(j["energy_note"].get<std::string>().find("not measured"), std::string::npos);
+  else
+    EXPECT_GE(j["energy_j"].get<double>(), 0.0);
   EXPECT_EQ(j["model"], model);
   EXPECT_EQ(j["threads"], 2);
   EXPECT_EQ(j["pp"]["n"], 32);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/vec_dot.h"
+#include "kernels/vec_dot_kernels.h"
 #include "quant/blocks.h"
 #include "quant/quant.h"
 #include "slm/error.h"
@@ -193,6 +194,9 @@ TEST(VecDot, SimdEqualsScalarExactlyOnIntegerSums) {
         const float ref = vec_dot_scalar(wt, n, w.data(), a.data());
         ASSERT_LT(std::fabs(ref), 1 << 24) << "test sums must stay exact in float";
         ASSERT_EQ(vec_dot(wt, n, w.data(), a.data()), ref) << type_name(wt) << " n=" << n;
+        // Every compiled kernel on its own, also the AVX2 ones the tiles shadow in dispatch.
+        for (slm::vdot::DotFn f : {slm::vdot::tiled_kernel(wt), slm::vdot::simd_kernel(wt)})
+          if (f) ASSERT_EQ(f(n, w.data(), a.data()), ref) << type_name(wt) << " n=" << n;
       }
     }
   }
@@ -213,6 +217,8 @@ TEST(VecDot, SimdEqualsScalarOnRandomBlocks) {
         const float ref = vec_dot_scalar(wt, n, w.data(), a.data());
         EXPECT_NEAR(vec_dot(wt, n, w.data(), a.data()), ref, 1e-5 * mag + 1e-6)
             << type_name(wt) << " n=" << n;
+        for (slm::vdot::DotFn f : {slm::vdot::tiled_kernel(wt), slm::vdot::simd_kernel(wt)})
+          if (f) EXPECT_NEAR(f(n, w.data(), a.data()), ref, 1e-5 * mag + 1e-6) << type_name(wt) << " n=" << n;
       }
     }
   }
