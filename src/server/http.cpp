@@ -212,6 +212,7 @@ struct Server {
     const std::string echoed = job->request.echo ? job->request.prompt : std::string();
     if (!job->request.stream) {
       std::string text = echoed;
+      std::vector<TokenLogprob> logprobs;
       JobEvent ev;
       auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
       for (;;) {
@@ -225,7 +226,10 @@ struct Server {
           }
           continue;
         }
-        if (ev.kind == JobEvent::Text) text += ev.text;
+        if (ev.kind == JobEvent::Text) {
+          text += ev.text;
+          logprobs.insert(logprobs.end(), ev.logprobs.begin(), ev.logprobs.end());
+        }
         if (ev.kind == JobEvent::Failed) {
           ApiError e = status_error(500);
           e.message = ev.error;
@@ -235,17 +239,17 @@ struct Server {
         if (ev.kind == JobEvent::Done) break;
       }
       res.set_header("X-Slm-Tokens", std::to_string(job->prompt_tokens) + "+" + std::to_string(job->completion_tokens));
-      res.set_content(completion_response(job->request, id, created, text, ev.finish_reason, job->prompt_tokens,
-                                          job->completion_tokens)
-                          .dump(-1, ' ', false, ojson::error_handler_t::replace),
-                      "application/json");
+      ojson body = completion_response(job->request, id, created, text, ev.finish_reason, job->prompt_tokens,
+                                       job->completion_tokens);
+      if (job->request.logprobs) body["choices"][0]["logprobs"] = logprobs_json(job->request, logprobs, echoed.size());
+      res.set_content(body.dump(-1, ' ', false, ojson::error_handler_t::replace), "application/json");
       return;
     }
 
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [job, id, created, timeout_ms, echoed, first = true](size_t, httplib::DataSink& sink) mutable {
+        [job, id, created, timeout_ms, echoed, first = true, sent_text = echoed.size()](size_t, httplib::DataSink& sink) mutable {
           auto send = [&](const ojson& j) {
             std::string s = "data: " + j.dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n\n";
             return sink.write(s.data(), s.size());
@@ -268,8 +272,13 @@ struct Server {
               continue;
             }
             if (ev.kind == JobEvent::Text) {
-              if (ev.text.empty()) continue;
-              if (!send(completion_chunk(job->request, id, created, ev.text, nullptr, first))) {
+              if (ev.text.empty() && ev.logprobs.empty()) continue;
+              ojson chunk = completion_chunk(job->request, id, created, ev.text, nullptr, first);
+              if (job->request.logprobs) {
+                chunk["choices"][0]["logprobs"] = logprobs_json(job->request, ev.logprobs, sent_text);
+                for (const TokenLogprob& t : ev.logprobs) sent_text += t.token.size();
+              }
+              if (!send(chunk)) {
                 job->cancelled = true;
                 return false;
               }

@@ -173,10 +173,14 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
     refuse("tool_choice", "tool calling");
   if (body.contains("functions") && !body["functions"].is_null()) refuse("functions", "tool calling");
   if (chat) {
-    if (get_bool(body, "logprobs", false)) refuse("logprobs", "token log-probabilities");
-    if (body.contains("top_logprobs") && !body["top_logprobs"].is_null()) refuse("top_logprobs", "token log-probabilities");
+    r.logprobs = get_bool(body, "logprobs", false);
+    r.top_logprobs = int(get_integer(body, "top_logprobs", 0, 20, 0));
+    if (r.top_logprobs > 0 && !r.logprobs) bad("top_logprobs", "'top_logprobs' needs 'logprobs': true");
   } else {
-    if (body.contains("logprobs") && !body["logprobs"].is_null()) refuse("logprobs", "token log-probabilities");
+    if (body.contains("logprobs") && !body["logprobs"].is_null()) {
+      r.logprobs = true;
+      r.top_logprobs = int(get_integer(body, "logprobs", 0, 5, 0));
+    }
     r.echo = get_bool(body, "echo", false);
     if (body.contains("suffix") && !body["suffix"].is_null()) refuse("suffix", "fill-in-the-middle");
     if (body.contains("best_of") && !body["best_of"].is_null() && get_integer(body, "best_of", 1, 1, 1) != 1)
@@ -250,6 +254,35 @@ std::vector<std::pair<int, float>> parse_lora_scales(const ojson& v, int n_adapt
     out.emplace_back(int(id), float(scale));
   }
   return out;
+}
+
+ojson logprobs_json(const CompletionRequest& req, const std::vector<TokenLogprob>& lp, size_t text_start) {
+  auto bytes = [](const std::string& s) {
+    ojson b = ojson::array();
+    for (unsigned char c : s) b.push_back(int(c));
+    return b;
+  };
+  if (req.chat) {
+    ojson content = ojson::array();
+    for (const TokenLogprob& t : lp) {
+      ojson top = ojson::array();
+      for (const auto& [tok, v] : t.top) top.push_back({{"token", tok}, {"logprob", v}, {"bytes", bytes(tok)}});
+      content.push_back({{"token", t.token}, {"logprob", t.logprob}, {"bytes", bytes(t.token)}, {"top_logprobs", top}});
+    }
+    return {{"content", content}, {"refusal", nullptr}};
+  }
+  ojson tokens = ojson::array(), values = ojson::array(), tops = ojson::array(), offsets = ojson::array();
+  size_t offset = text_start;
+  for (const TokenLogprob& t : lp) {
+    tokens.push_back(t.token);
+    values.push_back(t.logprob);
+    ojson top = ojson::object();
+    for (const auto& [tok, v] : t.top) top[tok] = v;
+    tops.push_back(top);
+    offsets.push_back(offset);
+    offset += t.token.size();
+  }
+  return {{"tokens", tokens}, {"token_logprobs", values}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
 
 ojson usage_json(int prompt_tokens, int completion_tokens) {

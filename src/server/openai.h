@@ -45,6 +45,8 @@ struct CompletionRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   bool echo = false;           // completions: the prompt comes back before the completion
+  bool logprobs = false;       // report each generated token's log-probability
+  int top_logprobs = 0;        // ... and the most likely alternatives (chat: 0..20, completions: 0..5)
   SamplingParams sampling;
   // llama-server's per-request adapters: [{"id", "scale"}]; adapters not named run at scale
   // 0. Absent: the server's current default scales.
@@ -59,6 +61,17 @@ int json_nesting_depth(std::string_view text);
 // [{"id": N, "scale": S}, ...] as in llama-server's "lora" field and POST /lora-adapters;
 // ids are checked against n_adapters. Throws ApiError (400) naming `param`.
 std::vector<std::pair<int, float>> parse_lora_scales(const ojson& v, int n_adapters, const std::string& param);
+
+// One generated token's log-probability (of the model's distribution, before sampling) and
+// the most likely alternatives, in OpenAI's shapes.
+struct TokenLogprob {
+  std::string token;
+  double logprob = 0;
+  std::vector<std::pair<std::string, double>> top;
+};
+// chat: {"content": [{token, logprob, bytes, top_logprobs: [...]}]}; completions: {tokens,
+// token_logprobs, top_logprobs: [{token: logprob}], text_offset} with offsets from text_start.
+ojson logprobs_json(const CompletionRequest& req, const std::vector<TokenLogprob>& lp, size_t text_start);
 
 // Parses and validates a request body; throws ApiError (400) naming the field at fault.
 CompletionRequest parse_completion_request(const std::string& body, bool chat);

@@ -56,6 +56,7 @@ struct Scheduler::Slot {
   int32_t pending = -1;      // sampled token still to be evaluated
   std::unique_ptr<StopMatcher> stops;  // holds back text that may begin a stop string
   std::vector<float> logits;
+  std::vector<TokenLogprob> logprobs;  // not yet sent
   Clock::time_point deadline;
 
   bool active() const { return job != nullptr; }
@@ -207,6 +208,28 @@ void Scheduler::loop() {
   }
 }
 
+// log softmax of the model's logits at the sampled token, and the top alternatives.
+TokenLogprob Scheduler::token_logprob(const float* logits, int32_t tok, int top) const {
+  const int V = model_.n_vocab();
+  float mx = logits[0];
+  for (int i = 1; i < V; ++i) mx = std::max(mx, logits[i]);
+  double sum = 0;
+  for (int i = 0; i < V; ++i) sum += std::exp(double(logits[i]) - mx);
+  const double log_z = mx + std::log(sum);
+  TokenLogprob t;
+  t.token = tok_.token_to_piece(tok, false);
+  t.logprob = double(logits[tok]) - log_z;
+  if (top > 0) {
+    std::vector<int32_t> ids(static_cast<size_t>(V));
+    for (int i = 0; i < V; ++i) ids[size_t(i)] = i;
+    const int k = std::min(top, V);
+    std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                      [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+    for (int i = 0; i < k; ++i) t.top.push_back({tok_.token_to_piece(ids[size_t(i)], false), double(logits[ids[size_t(i)]]) - log_z});
+  }
+  return t;
+}
+
 void Scheduler::step() {
   // 1. Admit waiting requests into free slots; drop requests whose client left.
   {
@@ -229,6 +252,7 @@ void Scheduler::step() {
       s->n_past = 0;
       s->pending = -1;
       s->stops = std::make_unique<StopMatcher>(s->job->request.sampling.stop);
+      s->logprobs.clear();
       s->deadline = Clock::now() + std::chrono::hours(24);
     }
   }
@@ -317,8 +341,13 @@ void Scheduler::step() {
     }
     s.job->completion_tokens++;
     s.pending = tok;
+    if (s.job->request.logprobs) s.logprobs.push_back(token_logprob(s.logits.data(), tok, s.job->request.top_logprobs));
     std::string text = s.stops->push(s.decoder->push(tok));
-    if (!text.empty()) s.job->push({JobEvent::Text, std::move(text), "", ""});
+    if (!text.empty() || !s.logprobs.empty()) {
+      JobEvent ev{JobEvent::Text, std::move(text), "", ""};
+      ev.logprobs.swap(s.logprobs);
+      s.job->push(std::move(ev));
+    }
     if (s.stops->stopped()) {
       s.job->push({JobEvent::Done, "", "stop", ""});
       s.job.reset();

@@ -30,6 +30,7 @@ struct JobEvent {
   std::string text;           // Text: new text (stop strings already held back / removed)
   std::string finish_reason;  // Done: "stop" or "length"
   std::string error;          // Failed
+  std::vector<TokenLogprob> logprobs;  // Text: the tokens generated since the last event, when asked
 };
 
 struct Job {
@@ -89,6 +90,7 @@ class Scheduler {
   struct Slot;
   void loop();
   void step();
+  TokenLogprob token_logprob(const float* logits, int32_t tok, int top) const;
 
   const Model& model_;
   const Tokenizer& tok_;

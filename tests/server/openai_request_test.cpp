@@ -151,3 +151,25 @@ TEST(OpenAiRequest, LoraField) {
   EXPECT_EQ(error_of(R"({"prompt":"x","lora":[{"id":0},{"id":0}]})", false).param, "lora[1].id");
   EXPECT_THROW(parse_lora_scales(ojson::parse(R"([{"id":2}])"), 2, "body"), ApiError);
 }
+
+TEST(OpenAiRequest, LogprobsFields) {
+  CompletionRequest c = parse_completion_request(R"({"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":4})", true);
+  EXPECT_TRUE(c.logprobs);
+  EXPECT_EQ(c.top_logprobs, 4);
+  EXPECT_EQ(error_of(R"({"messages":[{"role":"user","content":"x"}],"top_logprobs":2})", true).param, "top_logprobs");
+  EXPECT_EQ(error_of(R"({"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":21})", true).param, "top_logprobs");
+  CompletionRequest p = parse_completion_request(R"({"prompt":"x","logprobs":3})", false);
+  EXPECT_TRUE(p.logprobs);
+  EXPECT_EQ(p.top_logprobs, 3);
+  EXPECT_EQ(error_of(R"({"prompt":"x","logprobs":6})", false).param, "logprobs");
+  // The shapes: chat content entries, completions' parallel arrays with text offsets.
+  std::vector<TokenLogprob> lp = {{"He", -0.5, {{"He", -0.5}, {"It", -1.5}}}, {"llo", -0.25, {}}};
+  const ojson chat = logprobs_json(c, lp, 0);
+  EXPECT_EQ(chat["content"][0]["token"], "He");
+  EXPECT_EQ(chat["content"][0]["bytes"], ojson::parse("[72,101]"));
+  EXPECT_EQ(chat["content"][0]["top_logprobs"][1]["token"], "It");
+  const ojson comp = logprobs_json(p, lp, 4);
+  EXPECT_EQ(comp["tokens"], ojson::parse(R"(["He","llo"])"));
+  EXPECT_EQ(comp["text_offset"], ojson::parse("[4,6]"));
+  EXPECT_EQ(comp["top_logprobs"][0]["It"], -1.5);
+}
