@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif
@@ -92,7 +93,48 @@ void tile_product(const float* tile, int64_t rows, int64_t cols, const T* dy, in
     }
 }
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX512F__)
+template <>
+void tile_product<float>(const float* tile, int64_t rows, int64_t cols, const float* dy, int64_t dy_stride, int n,
+                         float* dx, int64_t dx_stride) {
+  const int64_t vec_cols = cols / 32 * 32;
+  int t = 0;
+  for (; t + 4 <= n; t += 4) {
+    for (int64_t i = 0; i < vec_cols; i += 32) {
+      __m512 acc[4][2];
+      for (int k = 0; k < 4; ++k) {
+        acc[k][0] = _mm512_loadu_ps(dx + int64_t(t + k) * dx_stride + i);
+        acc[k][1] = _mm512_loadu_ps(dx + int64_t(t + k) * dx_stride + i + 16);
+      }
+      for (int64_t o = 0; o < rows; ++o) {
+        const __m512 w0 = _mm512_loadu_ps(tile + o * kTileCols + i), w1 = _mm512_loadu_ps(tile + o * kTileCols + i + 16);
+        for (int k = 0; k < 4; ++k) {
+          const __m512 d = _mm512_set1_ps(dy[int64_t(t + k) * dy_stride + o]);
+          acc[k][0] = _mm512_fmadd_ps(d, w0, acc[k][0]);
+          acc[k][1] = _mm512_fmadd_ps(d, w1, acc[k][1]);
+        }
+      }
+      for (int k = 0; k < 4; ++k) {
+        _mm512_storeu_ps(dx + int64_t(t + k) * dx_stride + i, acc[k][0]);
+        _mm512_storeu_ps(dx + int64_t(t + k) * dx_stride + i + 16, acc[k][1]);
+      }
+    }
+    if (vec_cols < cols)
+      for (int k = 0; k < 4; ++k)
+        for (int64_t i = vec_cols; i < cols; ++i) {
+          float acc = dx[int64_t(t + k) * dx_stride + i];
+          for (int64_t o = 0; o < rows; ++o) acc = std::fma(dy[int64_t(t + k) * dy_stride + o], tile[o * kTileCols + i], acc);
+          dx[int64_t(t + k) * dx_stride + i] = acc;
+        }
+  }
+  for (; t < n; ++t)
+    for (int64_t i = 0; i < cols; ++i) {
+      float acc = dx[int64_t(t) * dx_stride + i];
+      for (int64_t o = 0; o < rows; ++o) acc = std::fma(dy[int64_t(t) * dy_stride + o], tile[o * kTileCols + i], acc);
+      dx[int64_t(t) * dx_stride + i] = acc;
+    }
+}
+#elif defined(__AVX2__) && defined(__FMA__)
 template <>
 void tile_product<float>(const float* tile, int64_t rows, int64_t cols, const float* dy, int64_t dy_stride, int n,
                          float* dx, int64_t dx_stride) {
@@ -164,6 +206,17 @@ void project(ThreadPool& pool, const WeightView& W, const LoraParam* p, const T*
   base_matmul<T>(pool, W, x, n, y);
   if (!p) return;
   const int64_t r = p->rank, ni = p->n_in, no = p->n_out;
+  if constexpr (std::is_same_v<T, float>) {
+    // A and B are F32 matrices: the inference kernels multiply them (no rounding for F32).
+    const WeightView A{GgmlType::F32, ni, r, reinterpret_cast<const uint8_t*>(p->a.data()), size_t(ni) * sizeof(float)};
+    const WeightView B{GgmlType::F32, r, no, reinterpret_cast<const uint8_t*>(p->b.data()), size_t(r) * sizeof(float)};
+    ax.resize(size_t(n * r));
+    matmul(pool, A, x, n, ax.data());
+    Vec<T> bax(size_t(n * no));
+    matmul(pool, B, ax.data(), n, bax.data());
+    for (int64_t i = 0; i < int64_t(n) * no; ++i) y[i] += p->scale * bax[size_t(i)];
+    return;
+  }
   ax.assign(size_t(n * r), T(0));
   pool.parallel_for(n, [&](int64_t t0, int64_t t1, int) {
     for (int64_t t = t0; t < t1; ++t) {
@@ -809,7 +862,9 @@ LossSum head_forward_backward(const Ctx<T>& x, const T* h, bool backward, T* dh)
   for (int t = 0; t + 1 < x.n; ++t)
     if (x.seq.weight[size_t(t)] != 0.0f) rows.push_back(t);
   LossSum total;
-  constexpr int kChunk = 32;
+  // Rows per pass over the output matrix: each pass dequantizes the whole (often 128k-row)
+  // matrix once in the backward product, so fewer, larger passes (64 MiB of logits at 128k).
+  constexpr int kChunk = 128;
   Vec<T> xs, xn, logits, dl, dxn;
   for (size_t r0 = 0; r0 < rows.size(); r0 += kChunk) {
     const int m = int(std::min<size_t>(kChunk, rows.size() - r0));
