@@ -173,7 +173,7 @@ struct Server {
       send_error(res, e);
       return;
     }
-    std::shared_ptr<Job> job;
+    std::vector<std::shared_ptr<Job>> jobs;
     try {
       CompletionRequest r = parse_completion_request(req.body, chat_api);
       // One model is served whatever name the client sends (clients ship fixed names such as
@@ -188,6 +188,13 @@ struct Server {
             e.param = "lora";
             throw e;
           }
+      if (r.n > opt.n_parallel) {
+        ApiError e;
+        e.message = "'n' is " + std::to_string(r.n) + ", but the server has " + std::to_string(opt.n_parallel) +
+                    " slots (--parallel): each choice takes one";
+        e.param = "n";
+        throw e;
+      }
       LoraSet lora = lora_set_for(r);
       std::vector<int32_t> prompt;
       try {
@@ -199,8 +206,15 @@ struct Server {
         e.param = chat_api ? "messages" : "prompt";
         throw e;
       }
-      job = sched->submit(std::move(r), std::move(prompt), std::move(lora));
+      // n choices: n sequences of the same prompt, side by side in the batch (with a seed,
+      // choice i samples with seed + i, so the choices differ and the request stays repeatable).
+      for (int i = 0; i < r.n; ++i) {
+        CompletionRequest ri = r;
+        if (ri.sampling.seed && i > 0) ri.sampling.seed = *ri.sampling.seed + uint64_t(i);
+        jobs.push_back(sched->submit(std::move(ri), prompt, lora));
+      }
     } catch (const ApiError& e) {
+      for (const auto& j : jobs) j->cancelled = true;
       sched->count_error(e.status);
       send_error(res, e);
       return;
@@ -209,104 +223,141 @@ struct Server {
     const std::string id = make_id(chat_api ? "chatcmpl" : "cmpl");
     const int64_t created = unix_now();
     const int timeout_ms = opt.timeout_s * 1000;
-    const std::string echoed = job->request.echo ? job->request.prompt : std::string();
-    if (!job->request.stream) {
-      std::string text = echoed;
-      std::vector<TokenLogprob> logprobs;
-      JobEvent ev;
-      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-      for (;;) {
-        if (!job->next(&ev, 200)) {
-          if (std::chrono::steady_clock::now() > deadline) {
-            job->cancelled = true;
-            ApiError e = status_error(504);
-            e.message = "generation timed out";
+    const CompletionRequest& request = jobs[0]->request;
+    const std::string echoed = request.echo ? request.prompt : std::string();
+    auto cancel_all = [jobs] {
+      for (const auto& j : jobs) j->cancelled = true;
+    };
+    if (!request.stream) {
+      // Every choice in its own slot, generated side by side; collected in index order.
+      ojson body;
+      int completion_tokens = 0;
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+      for (size_t i = 0; i < jobs.size(); ++i) {
+        const std::shared_ptr<Job>& job = jobs[i];
+        std::string text = echoed;
+        std::vector<TokenLogprob> logprobs;
+        JobEvent ev;
+        for (;;) {
+          if (!job->next(&ev, 200)) {
+            if (std::chrono::steady_clock::now() > deadline) {
+              cancel_all();
+              ApiError e = status_error(504);
+              e.message = "generation timed out";
+              send_error(res, e);
+              return;
+            }
+            continue;
+          }
+          if (ev.kind == JobEvent::Text) {
+            text += ev.text;
+            logprobs.insert(logprobs.end(), ev.logprobs.begin(), ev.logprobs.end());
+          }
+          if (ev.kind == JobEvent::Failed) {
+            cancel_all();
+            ApiError e = status_error(500);
+            e.message = ev.error;
             send_error(res, e);
             return;
           }
-          continue;
+          if (ev.kind == JobEvent::Done) break;
         }
-        if (ev.kind == JobEvent::Text) {
-          text += ev.text;
-          logprobs.insert(logprobs.end(), ev.logprobs.begin(), ev.logprobs.end());
-        }
-        if (ev.kind == JobEvent::Failed) {
-          ApiError e = status_error(500);
-          e.message = ev.error;
-          send_error(res, e);
-          return;
-        }
-        if (ev.kind == JobEvent::Done) break;
+        completion_tokens += job->completion_tokens;
+        ojson one = completion_response(job->request, id, created, text, ev.finish_reason, job->prompt_tokens,
+                                        job->completion_tokens);
+        one["choices"][0]["index"] = i;
+        if (request.logprobs) one["choices"][0]["logprobs"] = logprobs_json(request, logprobs, echoed.size());
+        if (i == 0) body = one;
+        else body["choices"].push_back(one["choices"][0]);
       }
-      res.set_header("X-Slm-Tokens", std::to_string(job->prompt_tokens) + "+" + std::to_string(job->completion_tokens));
-      ojson body = completion_response(job->request, id, created, text, ev.finish_reason, job->prompt_tokens,
-                                       job->completion_tokens);
-      if (job->request.logprobs) body["choices"][0]["logprobs"] = logprobs_json(job->request, logprobs, echoed.size());
+      body["usage"] = usage_json(jobs[0]->prompt_tokens, completion_tokens);
+      res.set_header("X-Slm-Tokens", std::to_string(jobs[0]->prompt_tokens) + "+" + std::to_string(completion_tokens));
       res.set_content(body.dump(-1, ' ', false, ojson::error_handler_t::replace), "application/json");
       return;
     }
 
+    // Streaming: the choices' events interleave as they come, each chunk naming its index.
+    struct Choice {
+      bool first = true, done = false;
+      size_t sent_text = 0;
+    };
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [job, id, created, timeout_ms, echoed, first = true, sent_text = echoed.size()](size_t, httplib::DataSink& sink) mutable {
-          auto send = [&](const ojson& j) {
+        [jobs, id, created, timeout_ms, echoed, cancel_all, state = std::vector<Choice>(jobs.size())](
+            size_t, httplib::DataSink& sink) mutable {
+          const CompletionRequest& request = jobs[0]->request;
+          auto send = [&](ojson j, size_t index) {
+            if (!j["choices"].empty()) j["choices"][0]["index"] = index;
             std::string s = "data: " + j.dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n\n";
             return sink.write(s.data(), s.size());
           };
-          auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-          if (first && !echoed.empty()) {
-            if (!send(completion_chunk(job->request, id, created, echoed, nullptr, true))) {
-              job->cancelled = true;
+          const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+          for (size_t i = 0; i < jobs.size(); ++i) {
+            state[i].sent_text = echoed.size();
+            if (!echoed.empty() && !send(completion_chunk(request, id, created, echoed, nullptr, true), i)) {
+              cancel_all();
               return false;
             }
-            first = false;
+            if (!echoed.empty()) state[i].first = false;
           }
-          JobEvent ev;
-          for (;;) {
-            if (!job->next(&ev, 100)) {
-              if (!sink.is_writable() || std::chrono::steady_clock::now() > deadline) {
-                job->cancelled = true;  // the client left: free the slot now
-                return false;
+          size_t remaining = jobs.size();
+          while (remaining > 0) {
+            bool any = false;
+            for (size_t i = 0; i < jobs.size(); ++i) {
+              if (state[i].done) continue;
+              JobEvent ev;
+              if (!jobs[i]->next(&ev, jobs.size() > 1 ? 5 : 100)) continue;
+              any = true;
+              if (ev.kind == JobEvent::Text) {
+                if (ev.text.empty() && ev.logprobs.empty()) continue;
+                ojson chunk = completion_chunk(request, id, created, ev.text, nullptr, state[i].first);
+                if (request.logprobs) {
+                  chunk["choices"][0]["logprobs"] = logprobs_json(request, ev.logprobs, state[i].sent_text);
+                  for (const TokenLogprob& t : ev.logprobs) state[i].sent_text += t.token.size();
+                }
+                if (!send(chunk, i)) {
+                  cancel_all();
+                  return false;
+                }
+                state[i].first = false;
+                continue;
               }
-              continue;
+              if (ev.kind == JobEvent::Failed) {
+                ApiError e = status_error(500);
+                e.message = ev.error;
+                std::string msg = "data: " + error_body(e) + "\n\n";
+                sink.write(msg.data(), msg.size());
+                cancel_all();
+                static const char done[] = "data: [DONE]\n\n";
+                sink.write(done, sizeof done - 1);
+                sink.done();
+                return true;
+              }
+              send(completion_chunk(request, id, created, "", &ev.finish_reason, state[i].first), i);
+              state[i].done = true;
+              --remaining;
             }
-            if (ev.kind == JobEvent::Text) {
-              if (ev.text.empty() && ev.logprobs.empty()) continue;
-              ojson chunk = completion_chunk(job->request, id, created, ev.text, nullptr, first);
-              if (job->request.logprobs) {
-                chunk["choices"][0]["logprobs"] = logprobs_json(job->request, ev.logprobs, sent_text);
-                for (const TokenLogprob& t : ev.logprobs) sent_text += t.token.size();
-              }
-              if (!send(chunk)) {
-                job->cancelled = true;
-                return false;
-              }
-              first = false;
-              continue;
+            if (!any && (!sink.is_writable() || std::chrono::steady_clock::now() > deadline)) {
+              cancel_all();  // the client left: free the slots now
+              return false;
             }
-            if (ev.kind == JobEvent::Failed) {
-              ApiError e = status_error(500);
-              e.message = ev.error;
-              std::string s = "data: " + error_body(e) + "\n\n";
-              sink.write(s.data(), s.size());
-            } else {
-              send(completion_chunk(job->request, id, created, "", &ev.finish_reason, first));
-              if (job->request.include_usage) {
-                ojson u = completion_chunk(job->request, id, created, "", nullptr, false);
-                u["choices"] = ojson::array();
-                u["usage"] = usage_json(job->prompt_tokens, job->completion_tokens);
-                send(u);
-              }
-            }
-            static const char done[] = "data: [DONE]\n\n";
-            sink.write(done, sizeof done - 1);
-            sink.done();
-            return true;
           }
+          if (request.include_usage) {
+            int completion_tokens = 0;
+            for (const auto& j : jobs) completion_tokens += j->completion_tokens;
+            ojson u = completion_chunk(request, id, created, "", nullptr, false);
+            u["choices"] = ojson::array();
+            u["usage"] = usage_json(jobs[0]->prompt_tokens, completion_tokens);
+            send(u, 0);
+          }
+          static const char done[] = "data: [DONE]\n\n";
+          sink.write(done, sizeof done - 1);
+          sink.done();
+          return true;
         },
-        [job](bool success) {
-          if (!success) job->cancelled = true;
+        [cancel_all](bool success) {
+          if (!success) cancel_all();
         });
   }
 

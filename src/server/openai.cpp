@@ -158,8 +158,7 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
   auto refuse = [&](const char* key, const std::string& why) {
     bad(key, "'" + std::string(key) + "' is not supported by this server yet (" + why + ")");
   };
-  int64_t n = get_integer(body, "n", 1, 1, 1);
-  (void)n;
+  r.n = int(get_integer(body, "n", 1, 16, 1));
   if (body.contains("response_format") && !body["response_format"].is_null()) {
     const ojson& rf = body["response_format"];
     if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())

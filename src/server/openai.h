@@ -45,6 +45,7 @@ struct CompletionRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   bool echo = false;           // completions: the prompt comes back before the completion
+  int n = 1;                   // choices (each in its own slot)
   bool logprobs = false;       // report each generated token's log-probability
   int top_logprobs = 0;        // ... and the most likely alternatives (chat: 0..20, completions: 0..5)
   SamplingParams sampling;

@@ -145,6 +145,23 @@ try {
     assert.deepEqual(streamed, lp.tokens);
   });
 
+  await check('n choices side by side: indices, distinct samples, greedy ones equal, streamed too', async () => {
+    const prompt = 'Once upon a time';
+    const r = await client.completions.create({ model: 'stories260K', prompt, max_tokens: 12, temperature: 1, seed: 5, n: 3 });
+    assert.deepEqual(r.choices.map((c) => c.index), [0, 1, 2]);
+    assert.ok(new Set(r.choices.map((c) => c.text)).size > 1, 'sampled choices differ');
+    assert.equal(r.usage.completion_tokens, 36);
+    const g = await client.chat.completions.create({ model: 'stories260K', messages, max_tokens: 8, temperature: 0, n: 2 });
+    assert.equal(g.choices.length, 2);
+    assert.equal(g.choices[0].message.content, g.choices[1].message.content);
+    const s = await client.completions.create({ model: 'stories260K', prompt, max_tokens: 12, temperature: 1, seed: 5, n: 3, stream: true });
+    const texts = ['', '', ''];
+    for await (const c of s) for (const ch of c.choices) texts[ch.index] += ch.text;
+    assert.deepEqual(texts, r.choices.map((c) => c.text));
+    await assert.rejects(client.completions.create({ model: 'stories260K', prompt, max_tokens: 2, n: 5 }),
+      (e) => e instanceof OpenAI.BadRequestError && /slots/.test(e.message));
+  });
+
   await check('completion with stop strings', async () => {
     const full = (await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 40, temperature: 0 })).choices[0].text;
     const words = full.trim().split(/\s+/);
