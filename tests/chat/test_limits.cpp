@@ -84,9 +84,14 @@ TEST(ChatLimits, RuntimeErrorsNameTheLine) {
 // Messages nested far deeper than any template reads are refused with slm::Error while they
 // become template values (this recursion once overflowed the stack).
 TEST(ChatLimits, DeeplyNestedMessagesAreAnErrorNotACrash) {
-  nlohmann::ordered_json deep = nlohmann::ordered_json::array();
-  for (int i = 0; i < 20000; ++i) deep = nlohmann::ordered_json::array({std::move(deep)});
-  nlohmann::ordered_json messages = {{{"role", "user"}, {"content", "hi"}, {"extra", deep}}};
+  // Built in place: copying a value this deep would itself recurse (nlohmann copies recursively).
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  messages.push_back({{"role", "user"}, {"content", "hi"}});
+  nlohmann::ordered_json* cur = &messages[0]["extra"];
+  for (int i = 0; i < 5000; ++i) {
+    *cur = nlohmann::ordered_json::array({nullptr});
+    cur = &(*cur)[0];
+  }
   slm::ChatTemplate tpl("{% for m in messages %}{{ m.content }}{% endfor %}");
   EXPECT_THROW(tpl.render(messages, {}), slm::Error);
   // Nothing that deep renders fine.
