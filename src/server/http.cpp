@@ -48,6 +48,13 @@ std::chrono::steady_clock::time_point& request_started() {
   return t;
 }
 
+ApiError bad_request(const std::string& message) {
+  ApiError e;
+  e.status = 400;
+  e.message = message;
+  return e;
+}
+
 ApiError status_error(int status) {
   ApiError e;
   e.status = status;
@@ -490,12 +497,12 @@ struct Server {
     http.Post("/lora-adapters", [this](const httplib::Request& req, httplib::Response& res) {
       if (!loaded(res) || !authorized(req, res)) return;
       try {
-        if (json_nesting_depth(req.body) > kMaxRequestDepth) throw ApiError{400, "the body is nested too deeply"};
+        if (json_nesting_depth(req.body) > kMaxRequestDepth) throw bad_request("the body is nested too deeply");
         ojson body;
         try {
           body = ojson::parse(req.body);
         } catch (const ojson::exception& x) {
-          throw ApiError{400, std::string("malformed JSON in the request body: ") + x.what()};
+          throw bad_request(std::string("malformed JSON in the request body: ") + x.what());
         }
         const auto scales = parse_lora_scales(body, int(adapters.size()), "body");
         std::lock_guard<std::mutex> lock(adapters_mu);

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "server/openai.h"
@@ -26,7 +27,11 @@ namespace slm::server {
 
 // What a request sees of its generation: text deltas, then one final event.
 struct JobEvent {
-  enum Kind { Text, Done, Failed } kind = Text;
+  enum Kind { Text, Done, Failed };
+  JobEvent() = default;
+  JobEvent(Kind k, std::string t, std::string finish, std::string err)
+      : kind(k), text(std::move(t)), finish_reason(std::move(finish)), error(std::move(err)) {}
+  Kind kind = Text;
   std::string text;           // Text: new text (stop strings already held back / removed)
   std::string finish_reason;  // Done: "stop" or "length"
   std::string error;          // Failed
