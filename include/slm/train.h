@@ -20,7 +20,10 @@ struct FinetuneOptions {
   int rank = 8;
   float alpha = 16;
   std::vector<std::string> targets;  // matrix kinds (attn_q, ffn_down ...); empty = attention + FFN
-  float lr = 2e-4f;
+  // Peak learning rate; 0 = by the model's size: 2e-4 (what LoRA on 0.1–8B models wants) for
+  // 100M parameters and more, 2e-4·√(1e8/params) below (capped at 50×: a 260K-parameter model
+  // gets 3.9e-3), since tiny models need far larger steps.
+  float lr = 0;
   int epochs = 1;
   int steps = 0;       // > 0: exactly this many optimizer steps (epochs then only set the data order)
   int batch = 1;       // rows per micro-batch
@@ -50,6 +53,7 @@ struct FinetuneProgress {
 
 struct FinetuneResult {
   int steps = 0;
+  double lr = 0;  // the peak learning rate used
   bool interrupted = false;
   double final_loss = 0;
   bool has_val = false;

@@ -79,8 +79,8 @@ int run(Options& o) {
   };
   const FinetuneResult r = finetune(o.f, show, &g_stop);
   if (tty) std::fprintf(stderr, "\n");
-  std::fprintf(stderr, "finetune: %s after %d steps (%zu rows, %zu trainable parameters, %.0f tokens/s); wrote %s\n",
-               r.interrupted ? "interrupted" : "done", r.steps, r.n_train_rows, r.n_parameters, r.tokens_per_s,
+  std::fprintf(stderr, "finetune: %s after %d steps (%zu rows, %zu trainable parameters, peak lr %.2g, %.0f tokens/s); wrote %s\n",
+               r.interrupted ? "interrupted" : "done", r.steps, r.n_train_rows, r.n_parameters, r.lr, r.tokens_per_s,
                o.f.out_path.c_str());
   if (r.has_val)
     std::fprintf(stderr, "finetune: validation perplexity %.3f → %.3f (%.2fx)\n", std::exp(r.base_val_loss),
@@ -98,7 +98,8 @@ Action add_finetune(CLI::App& app) {
   sub->footer(
       "Data: JSONL, one example per line: {\"text\"} (loss on every token), {\"prompt\",\"completion\"} (loss on the\n"
       "completion) or {\"messages\":[...]} (the model's chat template; loss on assistant turns).\n"
-      "The learning rate 2e-4 suits real models of 0.5-8B parameters; tiny models learn faster with 1e-3 to 1e-2.");
+      "The learning rate 2e-4 suits real models of 0.1-8B parameters (the default there); below 100M parameters\n"
+      "the default grows as 1/sqrt(size).");
   sub->add_option("-m,--model", f.model_path, "Base GGUF model (kept frozen, in its own type)")->required();
   sub->add_option("--data", f.data_path, "Training data (JSONL)")->required();
   sub->add_option("--val", f.val_path, "Validation data (JSONL): loss and perplexity at the start, end and --val-every");
@@ -108,7 +109,9 @@ Action add_finetune(CLI::App& app) {
   sub->add_option("--targets", o->targets,
                   "Matrices to adapt, comma-separated (attn_q,attn_k,attn_v,attn_qkv,attn_output,ffn_gate,ffn_up,ffn_down,"
                   "ffn_gate_inp,ffn_*_shexp; default: every attention and FFN matrix)");
-  sub->add_option("--lr", f.lr, "Peak learning rate (2e-4 for real models)")->capture_default_str();
+  sub->add_option("--lr", f.lr,
+                  "Peak learning rate (default: by size — 2e-4, right for real 0.1-8B models; "
+                  "2e-4·sqrt(1e8/params) below 100M parameters, e.g. 3.9e-3 for a 260K model)");
   sub->add_option("--epochs", f.epochs, "Passes over the data")->capture_default_str();
   sub->add_option("--steps", f.steps, "Optimizer steps (overrides --epochs)");
   sub->add_option("--batch", f.batch, "Rows per micro-batch")->capture_default_str();

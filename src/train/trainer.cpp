@@ -192,7 +192,7 @@ void validate(const FinetuneOptions& o) {
   need(!o.model_path.empty(), "finetune: give -m BASE.gguf");
   need(!o.data_path.empty(), "finetune: give --data TRAIN.jsonl");
   need(!o.out_path.empty(), "finetune: give -o ADAPTER.gguf");
-  need(std::isfinite(o.lr) && o.lr > 0 && o.lr < 1, "--lr must be in (0, 1)");
+  need(std::isfinite(o.lr) && o.lr >= 0 && o.lr < 1, "--lr must be in (0, 1) (0: by the model's size)");
   need(o.epochs >= 1 && o.epochs <= 100000, "--epochs must be in 1..100000");
   need(o.steps >= 0 && o.steps <= 100000000, "--steps must be >= 0");
   need(o.batch >= 1 && o.batch <= 4096, "--batch must be in 1..4096");
@@ -211,10 +211,16 @@ void validate(const FinetuneOptions& o) {
 
 }  // namespace
 
-FinetuneResult finetune(const FinetuneOptions& o, const std::function<void(const FinetuneProgress&)>& progress,
+FinetuneResult finetune(const FinetuneOptions& options, const std::function<void(const FinetuneProgress&)>& progress,
                         const std::atomic<bool>* stop) {
-  validate(o);
+  validate(options);
+  FinetuneOptions o = options;
   std::unique_ptr<Model> model = Model::load(o.model_path);
+  if (o.lr == 0) {
+    double params = 0;
+    for (const GgufTensor& t : model->file().tensors()) params += double(t.n_elements());
+    o.lr = float(2e-4 * std::clamp(std::sqrt(1e8 / std::max(params, 1.0)), 1.0, 50.0));
+  }
   std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(model->file());
   std::unique_ptr<ChatFormatter> chat;
   std::string warning;
@@ -233,6 +239,7 @@ FinetuneResult finetune(const FinetuneOptions& o, const std::function<void(const
   const int steps_per_epoch = int((rows.size() + size_t(per_step) - 1) / size_t(per_step));
   const int total = o.steps > 0 ? o.steps : o.epochs * steps_per_epoch;
   FinetuneResult result;
+  result.lr = o.lr;
   result.n_train_rows = rows.size();
   result.n_parameters = lora.n_parameters();
 
