@@ -251,12 +251,7 @@ class Parser {
       expect_op(")");
       if (tup->kids.empty()) fail("an empty tuple cannot be assigned to");
       if (tup->kids.size() == 1 && !is_op(",")) return std::move(tup->kids[0]);
-      while (skip_op(",")) {
-        if (cur().type != Tok::Name) break;
-        auto e = node(ExprKind::Name, cur());
-        e->name = expect_identifier();
-        tup->kids.push_back(std::move(e));
-      }
+      append_target_names(*tup);
       return tup;
     }
     std::string n = expect_identifier();
@@ -273,13 +268,18 @@ class Parser {
     if (!is_op(",")) return first;
     auto tup = node(ExprKind::Tuple, at);
     tup->kids.push_back(std::move(first));
+    append_target_names(*tup);
+    return tup;
+  }
+
+  // ", a, b" after the first target: more names for the tuple (a trailing comma is allowed).
+  void append_target_names(Expr& tup) {
     while (skip_op(",")) {
       if (cur().type != Tok::Name) break;
       auto e = node(ExprKind::Name, cur());
       e->name = expect_identifier();
-      tup->kids.push_back(std::move(e));
+      tup.kids.push_back(std::move(e));
     }
-    return tup;
   }
 
   StmtPtr parse_set(const Token& at) {

@@ -1,5 +1,6 @@
 // Test helpers: where the shared reference material and the slm binary are.
 #pragma once
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -52,5 +53,17 @@ inline std::string run_cmd(const std::string& cmd, int* rc = nullptr) {
   if (rc) *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return out;
 }
+
+// A parameterised test's name from a fixture name ("llama-f32" → "llama_f32"): gtest allows
+// only letters, digits and underscores.
+struct ParamName {
+  template <class Info>
+  std::string operator()(const Info& info) const {
+    std::string s = info.param;
+    for (char& ch : s)
+      if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+    return s;
+  }
+};
 
 }  // namespace slm::test

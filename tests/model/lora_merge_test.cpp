@@ -130,12 +130,7 @@ TEST_P(LoraMerge, OnTheFlyEqualsMergedWeights) {
   std::remove((tmp + ".merged.gguf").c_str());
 }
 
-INSTANTIATE_TEST_SUITE_P(Shared, LoraMerge, ::testing::ValuesIn(f32_fixtures()), [](const auto& info) {
-  std::string s = info.param;
-  for (char& ch : s)
-    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-  return s;
-});
+INSTANTIATE_TEST_SUITE_P(Shared, LoraMerge, ::testing::ValuesIn(f32_fixtures()), test::ParamName());
 
 // A quantized base merged to its own type stays that type; --type F16 gives export-lora's F16.
 TEST(LoraMergeTypes, KeepsOrForcesTheType) {

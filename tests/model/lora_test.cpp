@@ -80,12 +80,7 @@ TEST_P(LoraFixtureTest, LogitsAndGreedyMatchLlamaCpp) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shared, LoraFixtureTest, ::testing::ValuesIn(lora_fixture_names()),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (char& ch : s)
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return s;
-                         });
+                         test::ParamName());
 
 // Two sequences in one batch — one with the adapter, one without, one with it at another
 // scale — give exactly what each gives in a pass of its own.

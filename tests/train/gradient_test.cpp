@@ -114,12 +114,7 @@ TEST_P(GradientTest, LoraGradientsEqualFiniteDifferences) {
               lora.params().size(), checked, worst, worst_float);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shared, GradientTest, ::testing::ValuesIn(f32_fixtures()), [](const auto& info) {
-  std::string s = info.param;
-  for (char& ch : s)
-    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-  return s;
-});
+INSTANTIATE_TEST_SUITE_P(Shared, GradientTest, ::testing::ValuesIn(f32_fixtures()), test::ParamName());
 
 // Packing: two examples in one row with separate segments give the sum of their losses and
 // gradients as rows of their own; positions without weight contribute exactly nothing.
