@@ -1,6 +1,8 @@
 // The backward kernels of fine-tuning against their forward twins, single thread:
-//   Forward/TYPE    y = W·x for 64 tokens × 2048 × 8192 (the inference matmul)
-//   Backward/TYPE   dx = Wᵀ·dy for the same shapes (fine-tuning's pass through a frozen W)
+//   Forward/TYPE/N  y = W·x for N tokens × 2048 × 8192 (the inference matmul)
+//   TrainForward/TYPE/N  the same product as training computes it (bf16 on AMX where present)
+//   Backward/TYPE/N dx = Wᵀ·dy for the same shapes (fine-tuning's pass through a frozen W);
+//                   N = 512 is a training row, 64 a small batch
 //   TrainStep       one forward + backward of the llama F32 fixture over 64 tokens with
 //                   rank-8 pairs on every matrix (needs SLM_SHARED or ../shared)
 // GFLOP/s counts 2 flops per multiply-add. Run: build/bench_train --benchmark_filter=Q4_K
@@ -20,7 +22,7 @@
 namespace {
 
 using slm::GgmlType;
-constexpr int64_t kIn = 8192, kOut = 2048, kTokens = 64;
+constexpr int64_t kIn = 8192, kOut = 2048;
 
 struct Matrix {
   std::vector<uint8_t> bytes;
@@ -48,6 +50,7 @@ std::vector<float> noise(size_t n) {
 }
 
 void Forward(benchmark::State& state, GgmlType type) {
+  const int64_t kTokens = state.range(0);
   Matrix m(type);
   slm::ThreadPool pool(1);
   std::vector<float> x = noise(size_t(kTokens * kIn)), y(size_t(kTokens * kOut));
@@ -59,7 +62,21 @@ void Forward(benchmark::State& state, GgmlType type) {
                                                  benchmark::Counter::kIs1000);
 }
 
+void TrainForward(benchmark::State& state, GgmlType type) {
+  const int64_t kTokens = state.range(0);
+  Matrix m(type);
+  slm::ThreadPool pool(1);
+  std::vector<float> x = noise(size_t(kTokens * kIn)), y(size_t(kTokens * kOut));
+  for (auto _ : state) {
+    slm::train::matmul_forward(pool, m.view, x.data(), int(kTokens), y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * kIn * kOut * kTokens, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+
 void Backward(benchmark::State& state, GgmlType type) {
+  const int64_t kTokens = state.range(0);
   Matrix m(type);
   slm::ThreadPool pool(1);
   std::vector<float> dy = noise(size_t(kTokens * kOut)), dx(size_t(kTokens * kIn));
@@ -91,8 +108,9 @@ void TrainStep(benchmark::State& state) {
 
 #define TYPES(X) X(F32) X(F16) X(Q8_0) X(Q4_0) X(Q4_K) X(Q5_K) X(Q6_K)
 #define REGISTER(T)                                                                                        \
-  BENCHMARK_CAPTURE(Forward, T, GgmlType::T)->Unit(benchmark::kMillisecond);                               \
-  BENCHMARK_CAPTURE(Backward, T, GgmlType::T)->Unit(benchmark::kMillisecond);
+  BENCHMARK_CAPTURE(Forward, T, GgmlType::T)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond);                               \
+  BENCHMARK_CAPTURE(TrainForward, T, GgmlType::T)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond);         \
+  BENCHMARK_CAPTURE(Backward, T, GgmlType::T)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond);
 TYPES(REGISTER)
 BENCHMARK(TrainStep)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 

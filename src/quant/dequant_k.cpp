@@ -6,6 +6,10 @@
 #include "quant/formats.h"
 #include "quant/types.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace slm::quant {
 
 void dequantize_q2_K(const void* src, float* dst, int64_t n) {
@@ -99,6 +103,24 @@ void dequantize_q6_K(const void* src, float* dst, int64_t n) {
       const uint8_t* ql = b->ql + 64 * half;
       const uint8_t* qh = b->qh + 32 * half;
       const int8_t* sc = b->scales + 8 * half;
+#if defined(__AVX512F__)
+      // 16 values of each quarter at a time, the same products in the same order.
+      const __m512i low4 = _mm512_set1_epi32(0xF), two = _mm512_set1_epi32(3), bias = _mm512_set1_epi32(32);
+      for (int l = 0; l < 32; l += 16) {
+        const int s = l / 16;
+        const __m512i a = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ql + l)));
+        const __m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ql + l + 32)));
+        const __m512i h = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qh + l)));
+        auto code = [&](__m512i nib, int hshift) {
+          const __m512i hi = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, hshift), two), 4);
+          return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_or_si512(nib, hi), bias));
+        };
+        _mm512_storeu_ps(dst + l, _mm512_mul_ps(_mm512_set1_ps(d * sc[s]), code(_mm512_and_si512(a, low4), 0)));
+        _mm512_storeu_ps(dst + l + 32, _mm512_mul_ps(_mm512_set1_ps(d * sc[s + 2]), code(_mm512_and_si512(c, low4), 2)));
+        _mm512_storeu_ps(dst + l + 64, _mm512_mul_ps(_mm512_set1_ps(d * sc[s + 4]), code(_mm512_srli_epi32(a, 4), 4)));
+        _mm512_storeu_ps(dst + l + 96, _mm512_mul_ps(_mm512_set1_ps(d * sc[s + 6]), code(_mm512_srli_epi32(c, 4), 6)));
+      }
+#else
       for (int l = 0; l < 32; ++l) {
         const int s = l / 16;
         const int q1 = int((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
@@ -110,6 +132,7 @@ void dequantize_q6_K(const void* src, float* dst, int64_t n) {
         dst[l + 64] = d * sc[s + 4] * q3;
         dst[l + 96] = d * sc[s + 6] * q4;
       }
+#endif
     }
   }
 }

@@ -10,9 +10,6 @@
 #include <cmath>
 #include <cstring>
 #include <type_traits>
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
 
 #include "kernels/kernels.h"
 #include "kernels/thread_pool.h"
@@ -47,6 +44,21 @@ T* grow(Vec<T>& v, int64_t n) {
   return v.data();
 }
 
+// Σ a[i]·b[i] in 16 interleaved partial sums: a loop the compiler turns into vector FMAs
+// (a plain running sum must be summed in order, which keeps it scalar).
+template <class T>
+T dot_n(const T* a, const T* b, int n) {
+  constexpr int kLanes = 16;
+  T part[kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int k = 0; k < kLanes; ++k) part[k] += a[i + k] * b[i + k];
+  T sum = 0;
+  for (int k = 0; k < kLanes; ++k) sum += part[k];
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
 // ---- frozen base matrices: y = W·x and dx += Wᵀ·dy, W read in its own type ----------------
 
 template <class T>
@@ -54,7 +66,7 @@ void base_matmul(ThreadPool& pool, const WeightView& W, const T* x, int n, T* y)
 
 template <>
 void base_matmul<float>(ThreadPool& pool, const WeightView& W, const float* x, int n, float* y) {
-  matmul(pool, W, x, n, y);  // the inference kernels (activations rounded as llama.cpp does)
+  matmul_forward(pool, W, x, n, y);
 }
 
 template <>
@@ -73,11 +85,8 @@ void base_matmul<double>(ThreadPool& pool, const WeightView& W, const double* x,
   });
 }
 
-// dx[t] += Wᵀ·dy[t]. Threads take column ranges (whole blocks of W's type), so each dx value
-// is summed by one thread in a fixed order: the result does not depend on the thread count.
-// W is dequantized a tile at a time (kTileRows rows × one column range) and the tile is
-// multiplied as an f32 GEMM with register blocking (4 tokens × 16 columns), so dequantizing
-// costs once per tile, not once per token.
+// dx[t] += Wᵀ·dy[t]: matmul_t.cpp for float; for double (the tests' exact pass) this plain
+// version, threads over column ranges so each dx value has one writer.
 constexpr int64_t kTileRows = 32, kTileCols = 256;
 
 template <class T>
@@ -92,91 +101,6 @@ void tile_product(const float* tile, int64_t rows, int64_t cols, const T* dy, in
       for (int64_t i = 0; i < cols; ++i) out[i] += d * T(w[i]);
     }
 }
-
-#if defined(__AVX512F__)
-template <>
-void tile_product<float>(const float* tile, int64_t rows, int64_t cols, const float* dy, int64_t dy_stride, int n,
-                         float* dx, int64_t dx_stride) {
-  const int64_t vec_cols = cols / 32 * 32;
-  int t = 0;
-  for (; t + 4 <= n; t += 4) {
-    for (int64_t i = 0; i < vec_cols; i += 32) {
-      __m512 acc[4][2];
-      for (int k = 0; k < 4; ++k) {
-        acc[k][0] = _mm512_loadu_ps(dx + int64_t(t + k) * dx_stride + i);
-        acc[k][1] = _mm512_loadu_ps(dx + int64_t(t + k) * dx_stride + i + 16);
-      }
-      for (int64_t o = 0; o < rows; ++o) {
-        const __m512 w0 = _mm512_loadu_ps(tile + o * kTileCols + i), w1 = _mm512_loadu_ps(tile + o * kTileCols + i + 16);
-        for (int k = 0; k < 4; ++k) {
-          const __m512 d = _mm512_set1_ps(dy[int64_t(t + k) * dy_stride + o]);
-          acc[k][0] = _mm512_fmadd_ps(d, w0, acc[k][0]);
-          acc[k][1] = _mm512_fmadd_ps(d, w1, acc[k][1]);
-        }
-      }
-      for (int k = 0; k < 4; ++k) {
-        _mm512_storeu_ps(dx + int64_t(t + k) * dx_stride + i, acc[k][0]);
-        _mm512_storeu_ps(dx + int64_t(t + k) * dx_stride + i + 16, acc[k][1]);
-      }
-    }
-    if (vec_cols < cols)
-      for (int k = 0; k < 4; ++k)
-        for (int64_t i = vec_cols; i < cols; ++i) {
-          float acc = dx[int64_t(t + k) * dx_stride + i];
-          for (int64_t o = 0; o < rows; ++o) acc = std::fma(dy[int64_t(t + k) * dy_stride + o], tile[o * kTileCols + i], acc);
-          dx[int64_t(t + k) * dx_stride + i] = acc;
-        }
-  }
-  for (; t < n; ++t)
-    for (int64_t i = 0; i < cols; ++i) {
-      float acc = dx[int64_t(t) * dx_stride + i];
-      for (int64_t o = 0; o < rows; ++o) acc = std::fma(dy[int64_t(t) * dy_stride + o], tile[o * kTileCols + i], acc);
-      dx[int64_t(t) * dx_stride + i] = acc;
-    }
-}
-#elif defined(__AVX2__) && defined(__FMA__)
-template <>
-void tile_product<float>(const float* tile, int64_t rows, int64_t cols, const float* dy, int64_t dy_stride, int n,
-                         float* dx, int64_t dx_stride) {
-  const int64_t vec_cols = cols / 16 * 16;
-  int t = 0;
-  for (; t + 4 <= n; t += 4) {
-    for (int64_t i = 0; i < vec_cols; i += 16) {
-      __m256 acc[4][2];
-      for (int k = 0; k < 4; ++k) {
-        acc[k][0] = _mm256_loadu_ps(dx + int64_t(t + k) * dx_stride + i);
-        acc[k][1] = _mm256_loadu_ps(dx + int64_t(t + k) * dx_stride + i + 8);
-      }
-      for (int64_t o = 0; o < rows; ++o) {
-        const __m256 w0 = _mm256_loadu_ps(tile + o * kTileCols + i), w1 = _mm256_loadu_ps(tile + o * kTileCols + i + 8);
-        for (int k = 0; k < 4; ++k) {
-          const __m256 d = _mm256_broadcast_ss(dy + int64_t(t + k) * dy_stride + o);
-          acc[k][0] = _mm256_fmadd_ps(d, w0, acc[k][0]);
-          acc[k][1] = _mm256_fmadd_ps(d, w1, acc[k][1]);
-        }
-      }
-      for (int k = 0; k < 4; ++k) {
-        _mm256_storeu_ps(dx + int64_t(t + k) * dx_stride + i, acc[k][0]);
-        _mm256_storeu_ps(dx + int64_t(t + k) * dx_stride + i + 8, acc[k][1]);
-      }
-    }
-    if (vec_cols < cols)
-      for (int k = 0; k < 4; ++k)
-        for (int64_t o = 0; o < rows; ++o) {
-          const float d = dy[int64_t(t + k) * dy_stride + o];
-          for (int64_t i = vec_cols; i < cols; ++i) dx[int64_t(t + k) * dx_stride + i] += d * tile[o * kTileCols + i];
-        }
-  }
-  if (t < n) {  // the last tokens: the scalar order is the same sum per element
-    for (; t < n; ++t)
-      for (int64_t i = 0; i < cols; ++i) {
-        float acc = dx[int64_t(t) * dx_stride + i];
-        for (int64_t o = 0; o < rows; ++o) acc = std::fma(dy[int64_t(t) * dy_stride + o], tile[o * kTileCols + i], acc);
-        dx[int64_t(t) * dx_stride + i] = acc;
-      }
-  }
-}
-#endif
 
 template <class T>
 void base_matmul_t(ThreadPool& pool, const WeightView& W, const T* dy, int n, T* dx) {
@@ -197,6 +121,11 @@ void base_matmul_t(ThreadPool& pool, const WeightView& W, const T* dy, int n, T*
       }
     }
   });
+}
+
+template <>
+void base_matmul_t<float>(ThreadPool& pool, const WeightView& W, const float* dy, int n, float* dx) {
+  matmul_transposed(pool, W, dy, n, dx);
 }
 
 // ---- projections: y = W·x + s·B·(A·x) -------------------------------------------------------
@@ -667,9 +596,7 @@ void attention_forward(const Ctx<T>& x, int il, LayerCache<T>& lc) {
         for (int j = 0; j <= t; ++j) {
           if (!visible(x, L.sliding, t, j)) continue;
           const T* kj = lc.kr.data() + j * k_w + int64_t(kvh) * hk;
-          T dot = 0;
-          for (int d = 0; d < hk; ++d) dot += qt[d] * kj[d];
-          T sc = dot * T(c.attn_scale);
+          T sc = dot_n(qt, kj, hk) * T(c.attn_scale);
           if (cap) {
             sc = T(c.attn_softcap) * std::tanh(sc / T(c.attn_softcap));
             lc.capped[size_t((h * n + t) * n + j)] = sc;
@@ -726,11 +653,8 @@ void attention_backward(const Ctx<T>& x, int il, LayerCache<T>& lc, const T* dat
             }
             const T* vj = lc.v.data() + j * v_w + kvh * hv;
             T* dvj = dv.data() + j * v_w + kvh * hv;
-            T d = 0;
-            for (int e = 0; e < hv; ++e) {
-              d += dot_[e] * vj[e];
-              dvj[e] += p[j] * dot_[e];
-            }
+            const T d = dot_n(dot_, vj, hv);
+            for (int e = 0; e < hv; ++e) dvj[e] += p[j] * dot_[e];
             dp[size_t(j)] = d;
             pdp += p[j] * d;
           }
@@ -957,10 +881,6 @@ LossSum forward_backward(const Model& model, LoraModel& lora, const Sequence& se
     Vec<T>().swap(inputs[size_t(il)]);
   }
   return loss;
-}
-
-void matmul_transposed(ThreadPool& pool, const WeightView& W, const float* dy, int n, float* dx) {
-  base_matmul_t<float>(pool, W, dy, n, dx);
 }
 
 template LossSum forward_backward<float>(const Model&, LoraModel&, const Sequence&, int, ThreadPool&, bool);

@@ -39,10 +39,18 @@ struct LossSum {
   double weight = 0;  // Σ weight[t]
 };
 
-// The backward twin of the inference matmul: dx[t] += Wᵀ·dy[t] for n rows of dy, W read in
-// its own type (dequantized a block at a time). Threads take column ranges, so the result
-// does not depend on the thread count.
-void matmul_transposed(ThreadPool& pool, const WeightView& W, const float* dy, int n, float* dx);
+// The products with a frozen base matrix W, read in its own type (dequantized a tile at a
+// time): y = W·x forward, dx[t] += Wᵀ·dy[t] backward, for n rows of x or dy. Threads own
+// output ranges, so the results do not depend on the thread count.
+//   best:  quantized W multiplied in bfloat16 on AMX where the CPU has it (f32 sums);
+//          otherwise as plain.
+//   plain: forward the inference kernels (activations rounded as llama.cpp does), backward
+//          f32 sums over the dequantized W.
+enum class MatmulPath { best, plain };
+void matmul_forward(ThreadPool& pool, const WeightView& W, const float* x, int n, float* y,
+                    MatmulPath path = MatmulPath::best);
+void matmul_transposed(ThreadPool& pool, const WeightView& W, const float* dy, int n, float* dx,
+                       MatmulPath path = MatmulPath::best);
 
 // The loss of one sequence; with backward, adds d(loss)/d(A, B) into each LoraParam's
 // grad_a / grad_b (not divided by the weight). n_ctx chooses LongRoPE's factor set as
