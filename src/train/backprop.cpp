@@ -10,6 +10,9 @@
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "kernels/kernels.h"
 #include "kernels/thread_pool.h"
@@ -18,6 +21,7 @@
 #include "quant/quant.h"
 #include "slm/error.h"
 #include "slm/model.h"
+#include "train/gemm.h"
 
 namespace slm::train {
 
@@ -58,6 +62,20 @@ T dot_n(const T* a, const T* b, int n) {
   for (; i < n; ++i) sum += a[i] * b[i];
   return sum;
 }
+
+#if defined(__AVX512F__)
+template <>
+float dot_n<float>(const float* a, const float* b, int n) {
+  __m512 acc = _mm512_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+#endif
 
 // ---- frozen base matrices: y = W·x and dx += Wᵀ·dy, W read in its own type ----------------
 
@@ -135,33 +153,30 @@ void project(ThreadPool& pool, const WeightView& W, const LoraParam* p, const T*
   base_matmul<T>(pool, W, x, n, y);
   if (!p) return;
   const int64_t r = p->rank, ni = p->n_in, no = p->n_out;
-  if constexpr (std::is_same_v<T, float>) {
-    // A and B are F32 matrices: the inference kernels multiply them (no rounding for F32).
-    const WeightView A{GgmlType::F32, ni, r, reinterpret_cast<const uint8_t*>(p->a.data()), size_t(ni) * sizeof(float)};
-    const WeightView B{GgmlType::F32, r, no, reinterpret_cast<const uint8_t*>(p->b.data()), size_t(r) * sizeof(float)};
-    ax.resize(size_t(n * r));
-    matmul(pool, A, x, n, ax.data());
-    Vec<T> bax(size_t(n * no));
-    matmul(pool, B, ax.data(), n, bax.data());
-    for (int64_t i = 0; i < int64_t(n) * no; ++i) y[i] += p->scale * bax[size_t(i)];
-    return;
-  }
   ax.assign(size_t(n * r), T(0));
+  std::vector<float> bt(static_cast<size_t>(r * no));  // Bᵀ
+  for (int64_t o = 0; o < no; ++o)
+    for (int64_t k = 0; k < r; ++k) bt[size_t(k * no + o)] = p->b[size_t(o * r + k)];
   pool.parallel_for(n, [&](int64_t t0, int64_t t1, int) {
     for (int64_t t = t0; t < t1; ++t) {
       const T* xt = x + t * ni;
+      T* axt = ax.data() + t * r;
       for (int64_t k = 0; k < r; ++k) {
-        T sum = 0;
-        const float* a = p->a.data() + k * ni;
-        for (int64_t i = 0; i < ni; ++i) sum += T(a[i]) * xt[i];
-        ax[size_t(t * r + k)] = sum;
+        if constexpr (std::is_same_v<T, float>) {
+          axt[k] = dot_n(p->a.data() + k * ni, xt, int(ni));
+        } else {
+          T sum = 0;
+          const float* a = p->a.data() + k * ni;
+          for (int64_t i = 0; i < ni; ++i) sum += T(a[i]) * xt[i];
+          axt[k] = sum;
+        }
       }
+      // y_t += s·B·ax_t as a sum of Bᵀ's rows (a loop over o in vector lanes).
       T* yt = y + t * no;
-      for (int64_t o = 0; o < no; ++o) {
-        T sum = 0;
-        const float* b = p->b.data() + o * r;
-        for (int64_t k = 0; k < r; ++k) sum += T(b[k]) * ax[size_t(t * r + k)];
-        yt[o] += T(p->scale) * sum;
+      for (int64_t k = 0; k < r; ++k) {
+        const T c = T(p->scale) * axt[k];
+        const float* bk = bt.data() + k * no;
+        for (int64_t o = 0; o < no; ++o) yt[o] += c * T(bk[o]);
       }
     }
   });
@@ -535,6 +550,15 @@ void moe_backward(const Ctx<T>& x, int il, const T* in, const T* dout, T* din, M
 }
 
 // Whether query token t sees key token j: causal, inside its segment, inside the window.
+constexpr int kAttnRows = 64;  // queries (or keys) per block of attention's products
+
+// out[c][r] = in[r][c] for rows × cols of in (rows ld apart); out rows are `rows` long.
+template <class T>
+void transpose(const T* in, int64_t ld, int64_t rows, int64_t cols, T* out) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[c * rows + r] = in[r * ld + c];
+}
+
 template <class T>
 bool visible(const Ctx<T>& x, bool sliding, int t, int j) {
   if (j > t || x.seq.segment[size_t(j)] != x.seq.segment[size_t(t)]) return false;
@@ -580,42 +604,45 @@ void attention_forward(const Ctx<T>& x, int il, LayerCache<T>& lc) {
       rope_rotate(kt, L.n_head_kv, hk, x.seq.pos[size_t(t)], rp, false);
     }
   }
+  // Per head, in blocks of kAttnRows queries: S = Q·Kᵀ over the keys up to the block's last
+  // query, the masked softmax row by row (kept in probs for the backward pass), O += P·V.
   const int group = L.n_head / L.n_head_kv;
   const int64_t o_w = int64_t(L.n_head) * hv;
   lc.o.assign(size_t(n * o_w), T(0));
   lc.probs.assign(size_t(L.n_head) * n * n, T(0));
   const bool cap = c.attn_softcap > 0;
   if (cap) lc.capped.assign(lc.probs.size(), T(0));
-  x.pool.parallel_for(L.n_head, [&](int64_t h0, int64_t h1, int) {
-    Vec<T> s(static_cast<size_t>(n));
-    for (int64_t h = h0; h < h1; ++h) {
-      const int kvh = int(h) / group;
-      for (int t = 0; t < n; ++t) {
-        const T* qt = lc.qr.data() + t * q_w + h * hk;
-        T mx = -INFINITY;
-        for (int j = 0; j <= t; ++j) {
-          if (!visible(x, L.sliding, t, j)) continue;
-          const T* kj = lc.kr.data() + j * k_w + int64_t(kvh) * hk;
-          T sc = dot_n(qt, kj, hk) * T(c.attn_scale);
-          if (cap) {
-            sc = T(c.attn_softcap) * std::tanh(sc / T(c.attn_softcap));
-            lc.capped[size_t((h * n + t) * n + j)] = sc;
+  x.pool.parallel_for(L.n_head_kv, [&](int64_t g0, int64_t g1, int) {
+    Vec<T> kt(static_cast<size_t>(hk) * n), s(static_cast<size_t>(kAttnRows) * n);
+    for (int64_t kvh = g0; kvh < g1; ++kvh) {
+      transpose(lc.kr.data() + kvh * hk, k_w, n, hk, kt.data());
+      for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
+        for (int t0 = 0; t0 < n; t0 += kAttnRows) {
+          const int t1 = std::min(n, t0 + kAttnRows);
+          std::fill(s.begin(), s.end(), T(0));
+          gemm_acc<T>(t1 - t0, t1, hk, lc.qr.data() + t0 * q_w + h * hk, q_w, kt.data(), n, s.data(), n);
+          for (int t = t0; t < t1; ++t) {
+            T* st = s.data() + int64_t(t - t0) * n;
+            T* p = lc.probs.data() + (h * n + t) * n;
+            T mx = -INFINITY;
+            for (int j = 0; j <= t; ++j) {
+              if (!visible(x, L.sliding, t, j)) continue;
+              T sc = st[j] * T(c.attn_scale);
+              if (cap) {
+                sc = T(c.attn_softcap) * std::tanh(sc / T(c.attn_softcap));
+                lc.capped[size_t((h * n + t) * n + j)] = sc;
+              }
+              st[j] = sc;
+              mx = std::max(mx, sc);
+            }
+            T sum = 0;
+            for (int j = 0; j <= t; ++j)
+              if (visible(x, L.sliding, t, j)) sum += p[j] = std::exp(st[j] - mx);
+            for (int j = 0; j <= t; ++j) p[j] /= sum;
           }
-          s[size_t(j)] = sc;
-          mx = std::max(mx, sc);
+          gemm_acc<T>(t1 - t0, hv, t1, lc.probs.data() + (h * n + t0) * n, n, lc.v.data() + kvh * hv, v_w,
+                      lc.o.data() + t0 * o_w + h * hv, o_w);
         }
-        T sum = 0;
-        T* p = lc.probs.data() + (h * n + t) * n;
-        for (int j = 0; j <= t; ++j)
-          if (visible(x, L.sliding, t, j)) sum += p[j] = std::exp(s[size_t(j)] - mx);
-        T* ot = lc.o.data() + t * o_w + h * hv;
-        for (int j = 0; j <= t; ++j) {
-          if (p[j] == T(0)) continue;
-          p[j] /= sum;
-          const T* vj = lc.v.data() + j * v_w + int64_t(kvh) * hv;
-          for (int d = 0; d < hv; ++d) ot[d] += p[j] * vj[d];
-        }
-      }
     }
   });
   lc.attn.resize(size_t(n) * c.n_embd);
@@ -638,44 +665,59 @@ void attention_backward(const Ctx<T>& x, int il, LayerCache<T>& lc, const T* dat
   const int group = L.n_head / L.n_head_kv;
   const bool cap = c.attn_softcap > 0;
   // One KV head (and its group of query heads) per job: dk and dv of a KV head have one writer.
+  // Per head: dP = dO·Vᵀ, dV += Pᵀ·dO, dS = P⊙(dP − rowsum(P⊙dP)) (through the softcap and
+  // scale), dQ += dS·K, dK += dSᵀ·Q; causal, so query blocks stop at their last key and key
+  // blocks start at their first.
   x.pool.parallel_for(L.n_head_kv, [&](int64_t g0, int64_t g1, int) {
-    Vec<T> dp(static_cast<size_t>(n));
-    for (int64_t kvh = g0; kvh < g1; ++kvh)
-      for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
+    const size_t nn = size_t(n) * size_t(n);
+    Vec<T> vt(static_cast<size_t>(hv) * n), dp(nn), pt(nn), ds(nn);
+    for (int64_t kvh = g0; kvh < g1; ++kvh) {
+      transpose(lc.v.data() + kvh * hv, v_w, n, hv, vt.data());
+      for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+        const T* P = lc.probs.data() + h * int64_t(nn);
+        std::fill(dp.begin(), dp.end(), T(0));
+        for (int t0 = 0; t0 < n; t0 += kAttnRows) {
+          const int t1 = std::min(n, t0 + kAttnRows);
+          gemm_acc<T>(t1 - t0, t1, hv, dout_o.data() + t0 * o_w + h * hv, o_w, vt.data(), n, dp.data() + int64_t(t0) * n, n);
+        }
         for (int t = 0; t < n; ++t) {
-          const T* p = lc.probs.data() + (h * n + t) * n;
-          const T* dot_ = dout_o.data() + t * o_w + h * hv;
+          const T* p = P + int64_t(t) * n;
+          const T* dpt = dp.data() + int64_t(t) * n;
+          T* dst = ds.data() + int64_t(t) * n;
           T pdp = 0;
-          for (int j = 0; j <= t; ++j) {
-            if (p[j] == T(0)) {
-              dp[size_t(j)] = 0;
+          for (int j = 0; j <= t; ++j) pdp += p[j] * dpt[j];
+          for (int j = 0; j < n; ++j) {
+            if (j > t || p[j] == T(0)) {
+              dst[j] = 0;
               continue;
             }
-            const T* vj = lc.v.data() + j * v_w + kvh * hv;
-            T* dvj = dv.data() + j * v_w + kvh * hv;
-            const T d = dot_n(dot_, vj, hv);
-            for (int e = 0; e < hv; ++e) dvj[e] += p[j] * dot_[e];
-            dp[size_t(j)] = d;
-            pdp += p[j] * d;
-          }
-          const T* qt = lc.qr.data() + t * q_w + h * hk;
-          T* dqt = dq.data() + t * q_w + h * hk;
-          for (int j = 0; j <= t; ++j) {
-            if (p[j] == T(0)) continue;
-            T ds = p[j] * (dp[size_t(j)] - pdp);
+            T d = p[j] * (dpt[j] - pdp);
             if (cap) {
               const T cv = lc.capped[size_t((h * n + t) * n + j)] / T(c.attn_softcap);
-              ds *= T(1) - cv * cv;
+              d *= T(1) - cv * cv;
             }
-            ds *= T(c.attn_scale);
-            const T* kj = lc.kr.data() + j * k_w + kvh * hk;
-            T* dkj = dk.data() + j * k_w + kvh * hk;
-            for (int d = 0; d < hk; ++d) {
-              dqt[d] += ds * kj[d];
-              dkj[d] += ds * qt[d];
-            }
+            dst[j] = d * T(c.attn_scale);
           }
         }
+        transpose(P, n, n, n, pt.data());
+        for (int j0 = 0; j0 < n; j0 += kAttnRows) {
+          const int j1 = std::min(n, j0 + kAttnRows);
+          gemm_acc<T>(j1 - j0, hv, n - j0, pt.data() + int64_t(j0) * n + j0, n, dout_o.data() + j0 * o_w + h * hv, o_w,
+                      dv.data() + j0 * v_w + kvh * hv, v_w);
+        }
+        for (int t0 = 0; t0 < n; t0 += kAttnRows) {
+          const int t1 = std::min(n, t0 + kAttnRows);
+          gemm_acc<T>(t1 - t0, hk, t1, ds.data() + int64_t(t0) * n, n, lc.kr.data() + kvh * hk, k_w,
+                      dq.data() + t0 * q_w + h * hk, q_w);
+        }
+        transpose(ds.data(), n, n, n, pt.data());
+        for (int j0 = 0; j0 < n; j0 += kAttnRows) {
+          const int j1 = std::min(n, j0 + kAttnRows);
+          gemm_acc<T>(j1 - j0, hk, n - j0, pt.data() + int64_t(j0) * n + j0, n, lc.qr.data() + j0 * q_w + h * hk, q_w,
+                      dk.data() + j0 * k_w + kvh * hk, k_w);
+        }
+      }
+    }
   });
   // Back through RoPE (the inverse rotation) and the QK norms, to the projections' outputs.
   const RopeParams rp = layer_rope(c, x.w, il, x.n_ctx);

@@ -28,6 +28,7 @@
 #include "kernels/thread_pool.h"
 #include "quant/quant.h"
 #include "train/backprop.h"
+#include "train/gemm.h"
 
 namespace slm::train {
 namespace {
@@ -58,16 +59,16 @@ inline __mmask16 lanes(int64_t left) {
 // NT tokens × 64 columns starting at the tile's column c (cols_left of them valid).
 template <int NT>
 void block_f32(const float* tile, int64_t rows, int64_t c, int64_t cols_left, const float* dy, int64_t dy_stride,
-               float* dx, int64_t dx_stride) {
+               float* dx, int64_t dx_stride, int64_t tile_stride = kTileCols) {
   __mmask16 m[4];
   for (int v = 0; v < 4; ++v) m[v] = lanes(cols_left - 16 * v);
   __m512 acc[NT][4];
   for (int t = 0; t < NT; ++t)
     for (int v = 0; v < 4; ++v) acc[t][v] = _mm512_maskz_loadu_ps(m[v], dx + int64_t(t) * dx_stride + c + 16 * v);
   for (int64_t o = 0; o < rows; ++o) {
-    const float* w = tile + o * kTileCols + c;
-    const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16), w2 = _mm512_loadu_ps(w + 32),
-                 w3 = _mm512_loadu_ps(w + 48);
+    const float* w = tile + o * tile_stride + c;
+    const __m512 w0 = _mm512_maskz_loadu_ps(m[0], w), w1 = _mm512_maskz_loadu_ps(m[1], w + 16),
+                 w2 = _mm512_maskz_loadu_ps(m[2], w + 32), w3 = _mm512_maskz_loadu_ps(m[3], w + 48);
     for (int t = 0; t < NT; ++t) {
       const __m512 d = _mm512_set1_ps(dy[int64_t(t) * dy_stride + o]);
       acc[t][0] = _mm512_fmadd_ps(d, w0, acc[t][0]);
@@ -337,6 +338,34 @@ SLM_AMX_TARGET void matmul_forward_amx(ThreadPool& pool, const WeightView& W, co
 #endif
 
 }  // namespace
+
+template <>
+void gemm_acc<float>(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                     float* C, int64_t ldc) {
+#if defined(__AVX512F__)
+  // block_f32: C[t][c..c+64) += Σ_k A[t][k]·B[k][c..], kTok rows of A at a time.
+  for (int64_t c = 0; c < N; c += 64) {
+    int64_t t = 0;
+    for (; t + kTok <= M; t += kTok) block_f32<kTok>(B, K, c, N - c, A + t * lda, lda, C + t * ldc, ldc, ldb);
+    const float* at = A + t * lda;
+    float* ct = C + t * ldc;
+    switch (M - t) {
+      case 5: block_f32<5>(B, K, c, N - c, at, lda, ct, ldc, ldb); break;
+      case 4: block_f32<4>(B, K, c, N - c, at, lda, ct, ldc, ldb); break;
+      case 3: block_f32<3>(B, K, c, N - c, at, lda, ct, ldc, ldb); break;
+      case 2: block_f32<2>(B, K, c, N - c, at, lda, ct, ldc, ldb); break;
+      case 1: block_f32<1>(B, K, c, N - c, at, lda, ct, ldc, ldb); break;
+      default: break;
+    }
+  }
+#else
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t k = 0; k < K; ++k) {
+      const float a = A[i * lda + k];
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] += a * B[k * ldb + j];
+    }
+#endif
+}
 
 void matmul_transposed(ThreadPool& pool, const WeightView& W, const float* dy, int n, float* dx,
                        MatmulPath path) {

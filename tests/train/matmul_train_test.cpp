@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "kernels/cpu.h"
@@ -14,6 +15,7 @@
 #include "kernels/thread_pool.h"
 #include "quant/quant.h"
 #include "train/backprop.h"
+#include "train/gemm.h"
 
 namespace slm::train {
 namespace {
@@ -127,6 +129,35 @@ TEST_P(MatmulTransposedTest, ForwardMatchesDoubleSum) {
     }
     std::printf("forward %s %lldx%lld n=%d %s: worst %.2e of Σ|w|·max|x|\n", type_info(uint32_t(c.type))->name,
                 (long long)c.rows, (long long)c.cols, c.n, path == MatmulPath::best ? "best" : "plain", worst);
+  }
+}
+
+// Attention's dense products: the vector kernel against a double sum, with leading dimensions
+// wider than the matrices and every remainder of its 6-row × 64-column blocks.
+TEST(GemmAcc, FloatKernelMatchesDoubleSum) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {7, 65, 3}, {13, 130, 64}, {64, 512, 70}}) {
+    const int64_t lda = K + 3, ldb = N + 5, ldc = N + 7;
+    std::vector<float> A(size_t(M * lda)), B(size_t(K * ldb)), C(size_t(M * ldc));
+    for (float& v : A) v = d(rng);
+    for (float& v : B) v = d(rng);
+    for (float& v : C) v = d(rng);
+    const std::vector<float> start = C;
+    gemm_acc<float>(M, N, K, A.data(), lda, B.data(), ldb, C.data(), ldc);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < ldc; ++j) {
+        if (j >= N) {  // outside the product: untouched
+          ASSERT_EQ(C[size_t(i * ldc + j)], start[size_t(i * ldc + j)]);
+          continue;
+        }
+        double sum = start[size_t(i * ldc + j)], scale = std::fabs(sum);
+        for (int64_t k = 0; k < K; ++k) {
+          sum += double(A[size_t(i * lda + k)]) * B[size_t(k * ldb + j)];
+          scale += std::fabs(double(A[size_t(i * lda + k)]) * B[size_t(k * ldb + j)]);
+        }
+        ASSERT_NEAR(C[size_t(i * ldc + j)], sum, 1e-6 * scale) << M << "x" << N << "x" << K << " at " << i << "," << j;
+      }
   }
 }
 
