@@ -34,7 +34,6 @@ namespace slm::train {
 namespace {
 
 constexpr int64_t kTileRows = 128, kTileCols = 256;
-constexpr int kTok = 6;
 
 #if !defined(__AVX512F__)
 // The portable kernel: dx[t][0..cols) += Σ_o dy[t][o] · tile[o][·].
@@ -52,6 +51,8 @@ void tile_f32_scalar(const float* tile, int64_t rows, int64_t cols, const float*
 #endif
 
 #if defined(__AVX512F__)
+constexpr int kTok = 6;  // tokens per register block
+
 inline __mmask16 lanes(int64_t left) {
   return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
 }
@@ -135,19 +136,17 @@ struct alignas(64) TileConfig {
 #define SLM_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16")))
 
 // Two dequantized rows → one tile row of bf16 pairs (b null: a zero partner), rounded to
-// nearest even (the values are finite: dequantized weights).
+// nearest even: both rows converted in one instruction, then interleaved a0 b0 a1 b1 ….
 SLM_AMX_TARGET void pack_pairs(const float* a, const float* b, int64_t len, uint32_t* out) {
-  const __m512i round = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
-  auto to_bf16 = [&](__m512 x) SLM_AMX_TARGET {
-    const __m512i u = _mm512_castps_si512(x);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
-    return _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, round), lsb), 16);
-  };
+  alignas(64) static constexpr uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,
+                                                           21, 6, 22, 7, 23, 8,  24, 9,  25, 10, 26,
+                                                           11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i order = _mm512_load_si512(kInterleave);
   int64_t i = 0;
   for (; i + 16 <= len; i += 16) {
-    const __m512i lo = to_bf16(_mm512_loadu_ps(a + i));
-    const __m512i hi = b ? to_bf16(_mm512_loadu_ps(b + i)) : _mm512_setzero_si512();
-    _mm512_storeu_si512(out + i, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    const __m512 hi = b ? _mm512_loadu_ps(b + i) : _mm512_setzero_ps();
+    const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, _mm512_loadu_ps(a + i));  // a in the low half
+    _mm512_storeu_si512(out + i, _mm512_permutexvar_epi16(order, both));
   }
   for (; i < len; ++i) out[i] = bf16_bits(a[i]) | (b ? bf16_bits(b[i]) << 16 : 0u);
 }
