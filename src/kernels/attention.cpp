@@ -133,6 +133,105 @@ void attend_simd(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, 
 }
 
 #endif
+constexpr int kKeyTile = 64;  // keys per tile of attend_rows
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+
+// attend_rows: kKeyTile keys per tile. Per tile: K converted and transposed (kt[d][j]), V
+// converted (vt[j][d]); per row: 64 scores in eight registers, the online-softmax update,
+// then the row's output += P·V, 64 output values at a time.
+
+template <bool kF16>
+void attend_rows_simd(const float* q, int n_rows, const int* lo, const int* hi, const KvHeadView& kv,
+                      const AttentionShape& s, float* out, float* scratch) {
+  const int hk = s.head_dim_k, hv = s.head_dim_v;
+  float* kt = scratch;                        // hk × kKeyTile
+  float* vt = kt + int64_t(hk) * kKeyTile;    // kKeyTile × hv
+  float* srow = vt + int64_t(kKeyTile) * hv;  // kKeyTile
+  float* m = srow + kKeyTile;                 // n_rows running maxima
+  float* l = m + n_rows;                      // n_rows running sums
+  int jmin = hi[0], jmax = lo[0];
+  for (int r = 0; r < n_rows; ++r) {
+    jmin = std::min(jmin, lo[r]);
+    jmax = std::max(jmax, hi[r]);
+    m[r] = -INFINITY;
+    l[r] = 0;
+  }
+  std::fill(out, out + int64_t(n_rows) * hv, 0.0f);
+  alignas(32) float tmp[8];
+  // Tiles start at multiples of kKeyTile whatever the rows' ranges, so a row's sums are formed
+  // in the same order in any block it is part of (a decode step equals its prompt batch).
+  for (int j0 = jmin / kKeyTile * kKeyTile; j0 <= jmax; j0 += kKeyTile) {
+    const int nb = std::min(kKeyTile, jmax - j0 + 1);
+    for (int jj = 0; jj < kKeyTile; ++jj) {
+      if (jj >= nb) {
+        for (int d = 0; d < hk; ++d) kt[int64_t(d) * kKeyTile + jj] = 0.0f;
+        continue;
+      }
+      const int64_t krow = int64_t(j0 + jj) * kv.k_stride, vrow = int64_t(j0 + jj) * kv.v_stride;
+      for (int d = 0; d < hk; d += 8) {
+        _mm256_store_ps(tmp, load8<kF16>(kv.k, krow + d));
+        for (int i = 0; i < 8; ++i) kt[int64_t(d + i) * kKeyTile + jj] = tmp[i];
+      }
+      for (int d = 0; d < hv; d += 8) _mm256_storeu_ps(vt + int64_t(jj) * hv + d, load8<kF16>(kv.v, vrow + d));
+    }
+    for (int r = 0; r < n_rows; ++r) {
+      if (hi[r] < j0 || lo[r] >= j0 + nb) continue;  // no key of this tile is visible to the row
+      const float* qr = q + int64_t(r) * hk;
+      __m256 acc[8];
+      for (int v = 0; v < 8; ++v) acc[v] = _mm256_setzero_ps();
+      for (int d = 0; d < hk; ++d) {
+        const __m256 qd = _mm256_set1_ps(qr[d]);
+        const float* k = kt + int64_t(d) * kKeyTile;
+        for (int v = 0; v < 8; ++v) acc[v] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 8 * v), acc[v]);
+      }
+      for (int v = 0; v < 8; ++v) _mm256_storeu_ps(srow + 8 * v, acc[v]);
+      float mt = -INFINITY;
+      for (int jj = 0; jj < kKeyTile; ++jj) {
+        const int j = j0 + jj;
+        if (jj >= nb || j < lo[r] || j > hi[r]) {
+          srow[jj] = -INFINITY;
+          continue;
+        }
+        srow[jj] = capped(srow[jj] * s.scale, s.softcap);
+        mt = std::max(mt, srow[jj]);
+      }
+      const float m_new = std::max(m[r], mt);
+      const float alpha = m[r] == -INFINITY ? 0.0f : std::exp(m[r] - m_new);
+      m[r] = m_new;
+      const __m256 mv = _mm256_set1_ps(m_new);
+      __m256 vsum = _mm256_setzero_ps();
+      for (int v = 0; v < 8; ++v) {
+        const __m256 x = _mm256_loadu_ps(srow + 8 * v);
+        const __m256 visible = _mm256_cmp_ps(x, _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ);
+        const __m256 e = _mm256_and_ps(visible, simd::exp_ps(_mm256_sub_ps(x, mv)));
+        _mm256_storeu_ps(srow + 8 * v, e);
+        vsum = _mm256_add_ps(vsum, e);
+      }
+      l[r] = l[r] * alpha + vdot::hsum(vsum);
+      float* o = out + int64_t(r) * hv;
+      const __m256 av = _mm256_set1_ps(alpha);
+      for (int d0 = 0; d0 < hv; d0 += 64) {  // 64 output values (eight registers) at a time
+        const int nv = std::min(8, (hv - d0) / 8);
+        __m256 ov[8];
+        for (int v = 0; v < nv; ++v) ov[v] = _mm256_mul_ps(av, _mm256_loadu_ps(o + d0 + 8 * v));
+        for (int jj = 0; jj < nb; ++jj) {
+          if (srow[jj] == 0.0f) continue;
+          const __m256 pj = _mm256_set1_ps(srow[jj]);
+          const float* vrow = vt + int64_t(jj) * hv + d0;
+          for (int v = 0; v < nv; ++v) ov[v] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vrow + 8 * v), ov[v]);
+        }
+        for (int v = 0; v < nv; ++v) _mm256_storeu_ps(o + d0 + 8 * v, ov[v]);
+      }
+    }
+  }
+  for (int r = 0; r < n_rows; ++r) {
+    const float inv = 1.0f / l[r];
+    float* o = out + int64_t(r) * hv;
+    for (int d = 0; d < hv; ++d) o[d] *= inv;
+  }
+}
+
+#endif
 
 }  // namespace
 
@@ -148,6 +247,26 @@ void attend(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, const
   }
 #endif
   attend_scalar(q, n_q, kv, lo, hi, s, out, scratch);
+}
+
+size_t attend_rows_scratch(int n_rows, int n_keys, const AttentionShape& s) {
+  const size_t tiled = size_t(s.head_dim_k + s.head_dim_v + 1) * kKeyTile + 2 * size_t(n_rows);
+  return std::max(tiled, size_t(std::max(n_keys, 1)));  // the row-at-a-time path: one row of scores
+}
+
+void attend_rows(const float* q, int n_rows, const int* lo, const int* hi, const KvHeadView& kv, const AttentionShape& s,
+                 float* out, float* scratch) {
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+  if (s.head_dim_k % 8 == 0 && s.head_dim_v % 8 == 0) {
+    if (kv.type == GgmlType::F16)
+      attend_rows_simd<true>(q, n_rows, lo, hi, kv, s, out, scratch);
+    else
+      attend_rows_simd<false>(q, n_rows, lo, hi, kv, s, out, scratch);
+    return;
+  }
+#endif
+  for (int r = 0; r < n_rows; ++r)  // one row at a time
+    attend(q + int64_t(r) * s.head_dim_k, 1, kv, lo[r], hi[r], s, out + int64_t(r) * s.head_dim_v, scratch);
 }
 
 void attend_reference(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, const AttentionShape& s,

@@ -32,6 +32,16 @@ struct AttentionShape {
 void attend(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, const AttentionShape& s, float* out,
             float* scratch);
 
+// A block of query rows against one KV head (a prompt batch: several positions × the heads
+// of a group): row r's query at q + r·head_dim_k, attending keys [lo[r], hi[r]], its output
+// at out + r·head_dim_v. Keys are taken a tile at a time with an online softmax (running max
+// and sum per row, flash-attention style), so each cached row is converted once for every
+// row of the block and no row of L scores is ever stored. scratch: attend_rows_scratch floats
+// (n_keys: the most keys any row sees).
+size_t attend_rows_scratch(int n_rows, int n_keys, const AttentionShape& s);
+void attend_rows(const float* q, int n_rows, const int* lo, const int* hi, const KvHeadView& kv, const AttentionShape& s,
+                 float* out, float* scratch);
+
 // The same computed one value at a time in the obvious order: the reference for tests.
 void attend_reference(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, const AttentionShape& s,
                       float* out);

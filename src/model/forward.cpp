@@ -172,18 +172,47 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
   const int64_t o_w = int64_t(L.n_head) * hv;
   float* o = take(ws.o, n * o_w);
   const AttentionShape shape{hk, hv, c.attn_scale, c.attn_softcap};
-  pool.for_each(int64_t(n) * L.n_head_kv, [&](int64_t job, int) {
-    const int t = static_cast<int>(job / L.n_head_kv), kvh = static_cast<int>(job % L.n_head_kv);
-    const KvCache& cache = *slots[t].cache;
-    const int p = slots[t].pos;
-    const int lo = L.sliding ? std::max(0, p - c.sliding_window + 1) : 0;
-    const KvHeadView kv{cache.type(), elements_at(cache.key_data(il), cache.type(), int64_t(kvh) * hk),
-                        elements_at(cache.value_data(il), cache.type(), int64_t(kvh) * hv), cache.k_width(il),
-                        cache.v_width(il)};
-    thread_local Buf scores;
-    attend(q + t * q_w + int64_t(kvh) * group * hk, group, kv, lo, p, shape, o + t * o_w + int64_t(kvh) * group * hv,
-           take(scores, int64_t(group) * (p - lo + 1)));
-  });
+  auto head_view = [&](const KvCache& cache, int kvh) {
+    return KvHeadView{cache.type(), elements_at(cache.key_data(il), cache.type(), int64_t(kvh) * hk),
+                      elements_at(cache.value_data(il), cache.type(), int64_t(kvh) * hv), cache.k_width(il),
+                      cache.v_width(il)};
+  };
+  auto first_key = [&](int p) { return L.sliding ? std::max(0, p - c.sliding_window + 1) : 0; };
+  {
+    // Blocks of consecutive positions of one sequence (a decode step: one position), each
+    // block's rows (positions × the group's heads, ≤ 32) attending together so that every
+    // cached key is converted once per block (attend_rows' tiles and online softmax); a row
+    // gets the same bits in a decode step as in a prompt batch.
+    const int per_block = std::max(1, 32 / group);
+    std::vector<std::pair<int, int>> blocks;  // [t0, t1)
+    for (int t0 = 0; t0 < n;) {
+      int t1 = t0 + 1;
+      while (t1 < n && t1 - t0 < per_block && slots[t1].cache == slots[t0].cache) ++t1;
+      blocks.emplace_back(t0, t1);
+      t0 = t1;
+    }
+    pool.for_each(int64_t(blocks.size()) * L.n_head_kv, [&](int64_t job, int) {
+      const auto [t0, t1] = blocks[size_t(job / L.n_head_kv)];
+      const int kvh = int(job % L.n_head_kv), rows = (t1 - t0) * group;
+      thread_local Buf qb, ob, scratch;
+      thread_local std::vector<int> lo, hi;
+      float* qr = take(qb, int64_t(rows) * hk);
+      float* orow = take(ob, int64_t(rows) * hv);
+      lo.resize(size_t(rows));
+      hi.resize(size_t(rows));
+      for (int t = t0; t < t1; ++t)
+        for (int g = 0; g < group; ++g) {
+          const int r = (t - t0) * group + g;
+          std::copy_n(q + t * q_w + (int64_t(kvh) * group + g) * hk, hk, qr + int64_t(r) * hk);
+          hi[size_t(r)] = slots[t].pos;
+          lo[size_t(r)] = first_key(slots[t].pos);
+        }
+      attend_rows(qr, rows, lo.data(), hi.data(), head_view(*slots[t0].cache, kvh), shape, orow,
+                  take(scratch, int64_t(attend_rows_scratch(rows, slots[t1 - 1].pos + 1, shape))));
+      for (int t = t0; t < t1; ++t)
+        std::copy_n(orow + int64_t((t - t0) * group) * hv, int64_t(group) * hv, o + t * o_w + int64_t(kvh) * group * hv);
+    });
+  }
   project(pool, lw.wo, lora.with(LoraTarget::attn_output), o, n, out, ws);
 }
 

@@ -62,6 +62,44 @@ TEST(Attention, KernelEqualsReferenceOnAwkwardShapes) {
   }
 }
 
+// The tiled prompt kernel: rows of several positions × heads with their own visible ranges
+// (causal edges inside a key tile, sliding windows, a row that sees one key), equal to the
+// reference row by row.
+TEST(Attention, RowsKernelEqualsReferenceRowByRow) {
+  std::mt19937 rng(11);
+  struct Shape {
+    int hk, hv, positions, rows, window;
+    float softcap;
+  };
+  const Shape shapes[] = {{64, 64, 300, 32, 0, 0}, {64, 64, 1, 4, 0, 0},   {128, 128, 130, 12, 0, 0},
+                          {8, 16, 70, 7, 5, 0},    {256, 256, 90, 6, 0, 50.0f}, {72, 40, 200, 9, 64, 0},
+                          {64, 64, 4100, 16, 0, 0}};
+  for (GgmlType type : {GgmlType::F32, GgmlType::F16}) {
+    for (const Shape& sh : shapes) {
+      Cache k(type, sh.positions, 2 * sh.hk, rng, 1.0f), v(type, sh.positions, 2 * sh.hv, rng, 1.0f);
+      std::normal_distribution<float> d(0.0f, 1.0f);
+      std::vector<float> q(size_t(sh.rows) * sh.hk);
+      for (float& x : q) x = d(rng);
+      const KvHeadView kv{type, k.at(sh.hk), v.at(sh.hv), 2 * sh.hk, 2 * sh.hv};
+      const AttentionShape s{sh.hk, sh.hv, 1.0f / std::sqrt(float(sh.hk)), sh.softcap};
+      // Rows as a prompt batch makes them: the last positions, a few heads per position.
+      std::vector<int> lo(static_cast<size_t>(sh.rows)), hi(static_cast<size_t>(sh.rows));
+      for (int r = 0; r < sh.rows; ++r) {
+        hi[size_t(r)] = std::max(0, sh.positions - 1 - (sh.rows - 1 - r) / 2);
+        lo[size_t(r)] = sh.window > 0 ? std::max(0, hi[size_t(r)] - sh.window + 1) : 0;
+      }
+      std::vector<float> out(size_t(sh.rows) * sh.hv), ref(out.size());
+      std::vector<float> scratch(attend_rows_scratch(sh.rows, sh.positions, s));
+      attend_rows(q.data(), sh.rows, lo.data(), hi.data(), kv, s, out.data(), scratch.data());
+      for (int r = 0; r < sh.rows; ++r)
+        attend_reference(q.data() + size_t(r) * sh.hk, 1, kv, lo[size_t(r)], hi[size_t(r)], s, ref.data() + size_t(r) * sh.hv);
+      for (size_t i = 0; i < out.size(); ++i)
+        ASSERT_NEAR(out[i], ref[i], 2e-5f * (1 + std::fabs(ref[i])))
+            << "type " << type_name(type) << " hk " << sh.hk << " rows " << sh.rows << " L " << sh.positions << " i " << i;
+    }
+  }
+}
+
 TEST(Attention, ReferenceMatchesHandComputedCases) {
   // One position: the output is that position's value, whatever the scores.
   const float k1[4] = {1, 2, 3, 4}, v1[4] = {0.5f, -1, 2, 8}, q[4] = {3, 0, -1, 2};
