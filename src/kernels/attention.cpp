@@ -140,6 +140,26 @@ constexpr int kKeyTile = 64;  // keys per tile of attend_rows
 // converted (vt[j][d]); per row: 64 scores in eight registers, the online-softmax update,
 // then the row's output += P·V, 64 output values at a time.
 
+// r[i][j] → r[j][i] for an 8 × 8 block in eight registers.
+inline void transpose8(__m256 r[8]) {
+  __m256 t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  __m256 u[8];
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
 template <bool kF16>
 void attend_rows_simd(const float* q, int n_rows, const int* lo, const int* hi, const KvHeadView& kv,
                       const AttentionShape& s, float* out, float* scratch) {
@@ -157,23 +177,22 @@ void attend_rows_simd(const float* q, int n_rows, const int* lo, const int* hi, 
     l[r] = 0;
   }
   std::fill(out, out + int64_t(n_rows) * hv, 0.0f);
-  alignas(32) float tmp[8];
   // Tiles start at multiples of kKeyTile whatever the rows' ranges, so a row's sums are formed
   // in the same order in any block it is part of (a decode step equals its prompt batch).
   for (int j0 = jmin / kKeyTile * kKeyTile; j0 <= jmax; j0 += kKeyTile) {
     const int nb = std::min(kKeyTile, jmax - j0 + 1);
-    for (int jj = 0; jj < kKeyTile; ++jj) {
-      if (jj >= nb) {
-        for (int d = 0; d < hk; ++d) kt[int64_t(d) * kKeyTile + jj] = 0.0f;
-        continue;
-      }
-      const int64_t krow = int64_t(j0 + jj) * kv.k_stride, vrow = int64_t(j0 + jj) * kv.v_stride;
+    // K transposed eight keys × eight dimensions at a time (missing keys read as zeros).
+    for (int jj = 0; jj < kKeyTile; jj += 8)
       for (int d = 0; d < hk; d += 8) {
-        _mm256_store_ps(tmp, load8<kF16>(kv.k, krow + d));
-        for (int i = 0; i < 8; ++i) kt[int64_t(d + i) * kKeyTile + jj] = tmp[i];
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i)
+          r[i] = jj + i < nb ? load8<kF16>(kv.k, int64_t(j0 + jj + i) * kv.k_stride + d) : _mm256_setzero_ps();
+        transpose8(r);
+        for (int i = 0; i < 8; ++i) _mm256_storeu_ps(kt + int64_t(d + i) * kKeyTile + jj, r[i]);
       }
-      for (int d = 0; d < hv; d += 8) _mm256_storeu_ps(vt + int64_t(jj) * hv + d, load8<kF16>(kv.v, vrow + d));
-    }
+    for (int jj = 0; jj < nb; ++jj)
+      for (int d = 0; d < hv; d += 8)
+        _mm256_storeu_ps(vt + int64_t(jj) * hv + d, load8<kF16>(kv.v, int64_t(j0 + jj) * kv.v_stride + d));
     for (int r = 0; r < n_rows; ++r) {
       if (hi[r] < j0 || lo[r] >= j0 + nb) continue;  // no key of this tile is visible to the row
       const float* qr = q + int64_t(r) * hk;
