@@ -1,6 +1,6 @@
 // The backward kernels of fine-tuning against their forward twins, single thread:
 //   Forward/TYPE/N  y = W·x for N tokens × 2048 × 8192 (the inference matmul)
-//   TrainForward/TYPE/N  the same product as training computes it (bf16 on AMX where present)
+//   Forward/TYPE_train/N  the same product as training computes it (bf16 on AMX where present)
 //   Backward/TYPE/N dx = Wᵀ·dy for the same shapes (fine-tuning's pass through a frozen W);
 //                   N = 512 is a training row, 64 a small batch
 //   TrainStep       one forward + backward of the llama F32 fixture over 64 tokens with
@@ -49,26 +49,17 @@ std::vector<float> noise(size_t n) {
   return v;
 }
 
-void Forward(benchmark::State& state, GgmlType type) {
+// training: the product as fine-tuning computes it; else the inference matmul.
+void Forward(benchmark::State& state, GgmlType type, bool training) {
   const int64_t kTokens = state.range(0);
   Matrix m(type);
   slm::ThreadPool pool(1);
   std::vector<float> x = noise(size_t(kTokens * kIn)), y(size_t(kTokens * kOut));
   for (auto _ : state) {
-    slm::matmul(pool, m.view, x.data(), kTokens, y.data());
-    benchmark::DoNotOptimize(y.data());
-  }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * kIn * kOut * kTokens, benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::kIs1000);
-}
-
-void TrainForward(benchmark::State& state, GgmlType type) {
-  const int64_t kTokens = state.range(0);
-  Matrix m(type);
-  slm::ThreadPool pool(1);
-  std::vector<float> x = noise(size_t(kTokens * kIn)), y(size_t(kTokens * kOut));
-  for (auto _ : state) {
-    slm::train::matmul_forward(pool, m.view, x.data(), int(kTokens), y.data());
+    if (training)
+      slm::train::matmul_forward(pool, m.view, x.data(), int(kTokens), y.data());
+    else
+      slm::matmul(pool, m.view, x.data(), kTokens, y.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * kIn * kOut * kTokens, benchmark::Counter::kIsIterationInvariantRate,
@@ -108,8 +99,8 @@ void TrainStep(benchmark::State& state) {
 
 #define TYPES(X) X(F32) X(F16) X(Q8_0) X(Q4_0) X(Q4_K) X(Q5_K) X(Q6_K)
 #define REGISTER(T)                                                                                        \
-  BENCHMARK_CAPTURE(Forward, T, GgmlType::T)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond);                               \
-  BENCHMARK_CAPTURE(TrainForward, T, GgmlType::T)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond);         \
+  BENCHMARK_CAPTURE(Forward, T, GgmlType::T, false)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond);                               \
+  BENCHMARK_CAPTURE(Forward, T##_train, GgmlType::T, true)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond);         \
   BENCHMARK_CAPTURE(Backward, T, GgmlType::T)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond);
 TYPES(REGISTER)
 BENCHMARK(TrainStep)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);

@@ -35,20 +35,6 @@ namespace {
 
 constexpr int64_t kTileRows = 128, kTileCols = 256;
 
-#if !defined(__AVX512F__)
-// The portable kernel: dx[t][0..cols) += Σ_o dy[t][o] · tile[o][·].
-void tile_f32_scalar(const float* tile, int64_t rows, int64_t cols, const float* dy, int64_t dy_stride, int n,
-                     float* dx, int64_t dx_stride) {
-  for (int t = 0; t < n; ++t) {
-    float* out = dx + int64_t(t) * dx_stride;
-    for (int64_t o = 0; o < rows; ++o) {
-      const float d = dy[int64_t(t) * dy_stride + o];
-      const float* w = tile + o * kTileCols;
-      for (int64_t i = 0; i < cols; ++i) out[i] += d * w[i];
-    }
-  }
-}
-#endif
 
 #if defined(__AVX512F__)
 constexpr int kTok = 6;  // tokens per register block
@@ -60,7 +46,7 @@ inline __mmask16 lanes(int64_t left) {
 // NT tokens × 64 columns starting at the tile's column c (cols_left of them valid).
 template <int NT>
 void block_f32(const float* tile, int64_t rows, int64_t c, int64_t cols_left, const float* dy, int64_t dy_stride,
-               float* dx, int64_t dx_stride, int64_t tile_stride = kTileCols) {
+               float* dx, int64_t dx_stride, int64_t tile_stride) {
   __mmask16 m[4];
   for (int v = 0; v < 4; ++v) m[v] = lanes(cols_left - 16 * v);
   __m512 acc[NT][4];
@@ -91,30 +77,6 @@ inline uint32_t bf16_bits(float f) {
   std::memcpy(&u, &f, 4);
   if ((u & 0x7F800000u) == 0x7F800000u) return (u >> 16) | ((u & 0xFFFFu) ? 0x40u : 0u);
   return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-}
-
-void tile_f32(const float* tile, int64_t rows, int64_t cols, const float* dy, int64_t dy_stride, int n, float* dx,
-              int64_t dx_stride) {
-#if defined(__AVX512F__)
-  for (int64_t c = 0; c < cols; c += 64) {
-    int t = 0;
-    for (; t + kTok <= n; t += kTok)
-      block_f32<kTok>(tile, rows, c, cols - c, dy + int64_t(t) * dy_stride, dy_stride, dx + int64_t(t) * dx_stride,
-                      dx_stride);
-    const float* dyt = dy + int64_t(t) * dy_stride;
-    float* dxt = dx + int64_t(t) * dx_stride;
-    switch (n - t) {
-      case 5: block_f32<5>(tile, rows, c, cols - c, dyt, dy_stride, dxt, dx_stride); break;
-      case 4: block_f32<4>(tile, rows, c, cols - c, dyt, dy_stride, dxt, dx_stride); break;
-      case 3: block_f32<3>(tile, rows, c, cols - c, dyt, dy_stride, dxt, dx_stride); break;
-      case 2: block_f32<2>(tile, rows, c, cols - c, dyt, dy_stride, dxt, dx_stride); break;
-      case 1: block_f32<1>(tile, rows, c, cols - c, dyt, dy_stride, dxt, dx_stride); break;
-      default: break;
-    }
-  }
-#else
-  tile_f32_scalar(tile, rows, cols, dy, dy_stride, n, dx, dx_stride);
-#endif
 }
 
 #if defined(__x86_64__) && defined(__linux__)
@@ -151,36 +113,41 @@ SLM_AMX_TARGET void pack_pairs(const float* a, const float* b, int64_t len, uint
   for (; i < len; ++i) out[i] = bf16_bits(a[i]) | (b ? bf16_bits(b[i]) << 16 : 0u);
 }
 
+// The AMX register block: C (32 × 32 f32 at c, rows c_stride bytes apart) += A·B over
+// `steps` products of 32 bf16 (16 pairs): A's 32 rows a_stride bytes apart advance 64 bytes
+// a step, B's pair rows b_stride bytes apart advance 16 rows a step.
+SLM_AMX_TARGET void amx_2x2(float* c, size_t c_stride, const uint8_t* a, size_t a_stride, const uint8_t* b,
+                            size_t b_stride, int64_t steps) {
+  uint8_t* cb = reinterpret_cast<uint8_t*>(c);
+  _tile_loadd(0, cb, c_stride);
+  _tile_loadd(1, cb + 64, c_stride);
+  _tile_loadd(2, cb + 16 * c_stride, c_stride);
+  _tile_loadd(3, cb + 16 * c_stride + 64, c_stride);
+  for (int64_t k = 0; k < steps; ++k, a += 64, b += 16 * b_stride) {
+    _tile_loadd(4, a, a_stride);
+    _tile_loadd(5, a + 16 * a_stride, a_stride);
+    _tile_loadd(6, b, b_stride);
+    _tile_loadd(7, b + 64, b_stride);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, cb, c_stride);
+  _tile_stored(1, cb + 64, c_stride);
+  _tile_stored(2, cb + 16 * c_stride, c_stride);
+  _tile_stored(3, cb + 16 * c_stride + 64, c_stride);
+}
+
 // acc[t][0..cols) += Σ_p dy2[t][k0 + p] · tile[p][·] over `pairs` pairs (a multiple of 16),
 // for n_pad tokens (a multiple of 32) and cols (a multiple of 32, ≤ kTileCols).
 SLM_AMX_TARGET void amx_block(const uint32_t* tile, int64_t pairs, int64_t cols, const uint32_t* dy2,
                               int64_t dy2_stride, int64_t k0, int64_t n_pad, float* acc) {
-  constexpr size_t kAccStride = kAmxStride * sizeof(float), kTileStride = kAmxStride * sizeof(uint32_t);
-  const size_t dy_stride = size_t(dy2_stride) * sizeof(uint32_t);
   for (int64_t t = 0; t < n_pad; t += 32)
-    for (int64_t c = 0; c < cols; c += 32) {
-      float* out = acc + t * kAmxStride + c;
-      _tile_loadd(0, out, kAccStride);
-      _tile_loadd(1, out + 16, kAccStride);
-      _tile_loadd(2, out + 16 * kAmxStride, kAccStride);
-      _tile_loadd(3, out + 16 * kAmxStride + 16, kAccStride);
-      for (int64_t p = 0; p < pairs; p += 16) {
-        const uint32_t* a = dy2 + t * dy2_stride + k0 + p;
-        _tile_loadd(4, a, dy_stride);
-        _tile_loadd(5, a + 16 * dy2_stride, dy_stride);
-        const uint32_t* w = tile + p * kAmxStride + c;
-        _tile_loadd(6, w, kTileStride);
-        _tile_loadd(7, w + 16, kTileStride);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-      }
-      _tile_stored(0, out, kAccStride);
-      _tile_stored(1, out + 16, kAccStride);
-      _tile_stored(2, out + 16 * kAmxStride, kAccStride);
-      _tile_stored(3, out + 16 * kAmxStride + 16, kAccStride);
-    }
+    for (int64_t c = 0; c < cols; c += 32)
+      amx_2x2(acc + t * kAmxStride + c, kAmxStride * sizeof(float),
+              reinterpret_cast<const uint8_t*>(dy2 + t * dy2_stride + k0), size_t(dy2_stride) * sizeof(uint32_t),
+              reinterpret_cast<const uint8_t*>(tile + c), kAmxStride * sizeof(uint32_t), pairs / 16);
 }
 
 // Rows of activations → bf16 pairs along the row, zero-padded to n_pad rows of `stride`.
@@ -256,35 +223,15 @@ SLM_AMX_TARGET void row_to_bf16(const float* r, int64_t len, uint16_t* out) {
   for (; i < len; ++i) out[i] = uint16_t(bf16_bits(r[i]));
 }
 
-// xt and acc rows are `stride` apart (n_pad and 16 more).
+// acc[o][t] += Σ_p wb[o][2p, 2p+1] · xt[k0 + p][t] for the block's rows; xt and acc rows are
+// `stride` apart (n_pad and 16 more).
 SLM_AMX_TARGET void amx_forward_block(const uint16_t* wb, int64_t pairs, const uint32_t* xt, int64_t n_pad,
                                       int64_t stride, int64_t k0, float* acc) {
-  constexpr size_t kRowStride = kWbStride * sizeof(uint16_t);
-  const size_t x_stride = size_t(stride) * sizeof(uint32_t), acc_stride = size_t(stride) * sizeof(float);
   for (int64_t o = 0; o < kFwdRows; o += 32)
-    for (int64_t t = 0; t < n_pad; t += 32) {
-      float* out = acc + o * stride + t;
-      _tile_loadd(0, out, acc_stride);
-      _tile_loadd(1, out + 16, acc_stride);
-      _tile_loadd(2, out + 16 * stride, acc_stride);
-      _tile_loadd(3, out + 16 * stride + 16, acc_stride);
-      for (int64_t p = 0; p < pairs; p += 16) {
-        const uint16_t* w = wb + o * kWbStride + 2 * p;
-        _tile_loadd(4, w, kRowStride);
-        _tile_loadd(5, w + 16 * kWbStride, kRowStride);
-        const uint32_t* b = xt + (k0 + p) * stride + t;
-        _tile_loadd(6, b, x_stride);
-        _tile_loadd(7, b + 16, x_stride);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-      }
-      _tile_stored(0, out, acc_stride);
-      _tile_stored(1, out + 16, acc_stride);
-      _tile_stored(2, out + 16 * stride, acc_stride);
-      _tile_stored(3, out + 16 * stride + 16, acc_stride);
-    }
+    for (int64_t t = 0; t < n_pad; t += 32)
+      amx_2x2(acc + o * stride + t, size_t(stride) * sizeof(float), reinterpret_cast<const uint8_t*>(wb + o * kWbStride),
+              kWbStride * sizeof(uint16_t), reinterpret_cast<const uint8_t*>(xt + k0 * stride + t),
+              size_t(stride) * sizeof(uint32_t), pairs / 16);
 }
 
 SLM_AMX_TARGET void matmul_forward_amx(ThreadPool& pool, const WeightView& W, const float* x, int n, float* y) {
@@ -387,7 +334,7 @@ void matmul_transposed(ThreadPool& pool, const WeightView& W, const float* dy, i
         const int64_t rows = std::min(kTileRows, W.rows - o0);
         for (int64_t o = 0; o < rows; ++o)
           dequantize_row(W.type, W.data + size_t(o0 + o) * W.row_stride + offset, &tile[size_t(o * kTileCols)], len);
-        tile_f32(tile.data(), rows, len, dy + o0, W.rows, n, dx + i0, W.cols);
+        gemm_acc<float>(n, len, rows, dy + o0, W.rows, tile.data(), kTileCols, dx + i0, W.cols);
       }
     }
   });
