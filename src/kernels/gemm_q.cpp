@@ -8,6 +8,12 @@
 // kernel per (row, token) inside the same cache blocks.
 #include "kernels/gemm_q.h"
 
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized inside _mm512_inserti64x4 and the
+// extracts (GCC bug 105593, fixed in 13); the warning is about the header, not this code.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -141,6 +147,9 @@ inline __m512i madd_acc16(__m512i acc, __m512i p, __m512i s) {
   return _mm512_add_epi32(acc, _mm512_madd_epi16(p, s));
 #endif
 }
+// [lo | hi] as one 512-bit vector (zero-extended first: GCC 12 warns about the undefined
+// upper half a plain cast leaves).
+inline __m512i join256(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_zextsi256_si512(lo), hi, 1); }
 // The two 256-bit halves added lane by lane (exact: integers).
 inline __m256i fold512(__m512i v) {
   return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
@@ -217,15 +226,13 @@ void tile_q45_K(int64_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_
       __m512i v[RM], sv[RM];
       for (int i = 0; i < RM; ++i) {
         const __m256i q = vdot::loadu256(b[i]->qs + 32 * c);
-        v[i] = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), m4w);
+        v[i] = _mm512_and_si512(join256(q, _mm256_srli_epi16(q, 4)), m4w);
         if constexpr (kFifthBit) {
           const __m256i qh = vdot::loadu256(b[i]->qh);
-          const __m512i h = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srli_epi16(qh, 2 * c)),
-                                               _mm256_srli_epi16(qh, 2 * c + 1), 1);
+          const __m512i h = join256(_mm256_srli_epi16(qh, 2 * c), _mm256_srli_epi16(qh, 2 * c + 1));
           v[i] = _mm512_or_si512(v[i], _mm512_slli_epi16(_mm512_and_si512(h, onew), 4));
         }
-        sv[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_shuffle_epi8(sc16[i], pick[c][0])),
-                                   _mm256_shuffle_epi8(sc16[i], pick[c][1]), 1);
+        sv[i] = join256(_mm256_shuffle_epi8(sc16[i], pick[c][0]), _mm256_shuffle_epi8(sc16[i], pick[c][1]));
       }
       for (int j = 0; j < RN; ++j) {
         const __m512i yv = _mm512_loadu_si512(x[j]->qs + 64 * c);
@@ -319,8 +326,8 @@ void tile_q6_K(int64_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_t
           const __m512i ql = _mm512_loadu_si512(b[i]->ql + 64 * half);
           const __m256i qh = vdot::loadu256(b[i]->qh + 32 * half);
           const __m512i nib = kk == 0 ? _mm512_and_si512(ql, m4w) : _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4w);
-          const __m512i hb = kk == 0 ? _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_slli_epi16(qh, 4)), _mm256_slli_epi16(qh, 2), 1)
-                                     : _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+          const __m512i hb = kk == 0 ? join256(_mm256_slli_epi16(qh, 4), _mm256_slli_epi16(qh, 2))
+                                     : join256(qh, _mm256_srli_epi16(qh, 2));
           q[i] = _mm512_or_si512(nib, _mm512_and_si512(hb, m30w));
           const __m256i scw = _mm256_broadcastsi128_si256(sc[i]);
           const __m256i mask = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(kPairMaskK[4 * half + kk + 1]),
@@ -379,11 +386,13 @@ void tile_q6_K(int64_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_t
 
 using TileFn = void (*)(int64_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, int64_t ys);
 
-// A family of tiles: RM rows × RN tokens, and RM rows × 1 token for leftover tokens.
+// A family of tiles: RM rows × RN tokens, and RM rows × 4, 2 and 1 tokens for the tokens
+// left over (a server step decoding four sequences is a 4-token product: one pass over the
+// weights, not four).
 struct Tiles {
   int rm, rn;
   int64_t block;  // values per weight block
-  TileFn full, one_token;
+  TileFn full, four_tokens, two_tokens, one_token;
 };
 
 #if defined(__AVX512VL__)
@@ -394,15 +403,17 @@ constexpr int kRM = 2, kRN = 4;  // 16 vector registers
 
 template <typename Dec>
 constexpr Tiles legacy_tiles() {
-  return {kRM, kRN, QK, tile<Dec, kRM, kRN>, tile<Dec, kRM, 1>};
+  return {kRM, kRN, QK, tile<Dec, kRM, kRN>, tile<Dec, kRM, 4>, tile<Dec, kRM, 2>, tile<Dec, kRM, 1>};
 }
 
 // K tiles: one row × 4 tokens measured fastest (an integer and a float accumulator per
 // pair plus the unpacked codes and scales of each row must stay in registers).
 constexpr int kRNK = 8;
-constexpr Tiles kTilesQ4_K = {1, kRNK, QK_K, tile_q45_K<false, 1, kRNK>, tile_q45_K<false, 1, 1>};
-constexpr Tiles kTilesQ5_K = {1, kRNK, QK_K, tile_q45_K<true, 1, kRNK>, tile_q45_K<true, 1, 1>};
-constexpr Tiles kTilesQ6_K = {1, kRNK, QK_K, tile_q6_K<1, kRNK>, tile_q6_K<1, 1>};
+constexpr Tiles kTilesQ4_K = {1, kRNK, QK_K, tile_q45_K<false, 1, kRNK>, tile_q45_K<false, 1, 4>, tile_q45_K<false, 1, 2>,
+                               tile_q45_K<false, 1, 1>};
+constexpr Tiles kTilesQ5_K = {1, kRNK, QK_K, tile_q45_K<true, 1, kRNK>, tile_q45_K<true, 1, 4>, tile_q45_K<true, 1, 2>,
+                               tile_q45_K<true, 1, 1>};
+constexpr Tiles kTilesQ6_K = {1, kRNK, QK_K, tile_q6_K<1, kRNK>, tile_q6_K<1, 4>, tile_q6_K<1, 2>, tile_q6_K<1, 1>};
 
 void gemm_tiled(const Tiles& tl, int64_t n, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, int64_t n_tok,
                 float* y, int64_t ys, int64_t r_begin, int64_t r_end, vdot::DotFn dot) {
@@ -416,9 +427,22 @@ void gemm_tiled(const Tiles& tl, int64_t n, const uint8_t* w, size_t ws, const u
     for (; t + tl.rn <= n_tok; t += tl.rn)
       for (int64_t r = r0; r < r_tiled; r += tl.rm)
         tl.full(nb, w + static_cast<size_t>(r) * ws, ws, a + static_cast<size_t>(t) * as, as, y + t * ys + r, ys);
-    for (int64_t r = r0; r < r_tiled; r += tl.rm)  // leftover tokens, one at a time
-      for (int64_t tt = t; tt < n_tok; ++tt)
-        tl.one_token(nb, w + static_cast<size_t>(r) * ws, ws, a + static_cast<size_t>(tt) * as, as, y + tt * ys + r, ys);
+    for (int64_t r = r0; r < r_tiled; r += tl.rm)  // leftover tokens: 4, 2, then 1 at a time
+      for (int64_t tt = t; tt < n_tok;) {
+        const uint8_t* wr = w + static_cast<size_t>(r) * ws;
+        const uint8_t* at = a + static_cast<size_t>(tt) * as;
+        float* yt = y + tt * ys + r;
+        if (n_tok - tt >= 4) {
+          tl.four_tokens(nb, wr, ws, at, as, yt, ys);
+          tt += 4;
+        } else if (n_tok - tt >= 2) {
+          tl.two_tokens(nb, wr, ws, at, as, yt, ys);
+          tt += 2;
+        } else {
+          tl.one_token(nb, wr, ws, at, as, yt, ys);
+          tt += 1;
+        }
+      }
     gemm_generic(dot, n, w, ws, a, as, 0, n_tok, y, ys, r_tiled, r1);  // leftover rows
   }
 }
