@@ -6,11 +6,49 @@
 #pragma once
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <random>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace slm {
+
+class Tokenizer;
+namespace grammar {
+class VocabIndex;
+}
+
+// Which tokens may come next: a grammar the output must follow (constrained decoding).
+// The sampler draws first and asks only about the drawn token; when it is refused, the
+// logits are masked and the draw repeated, so the common case costs one check.
+class TokenFilter {
+ public:
+  virtual ~TokenFilter() = default;
+  virtual bool allows(int32_t token) const = 0;
+  // Sets every refused token's logit to -infinity (end-of-generation tokens are allowed
+  // exactly when the output so far is complete).
+  virtual void mask(float* logits, int n_vocab) const = 0;
+  // Advances past a generated token (throws slm::Error when it is refused).
+  virtual void accept(int32_t token) = 0;
+  // The output is complete and nothing can follow it.
+  virtual bool finished() const = 0;
+};
+
+// The vocabulary prepared for grammar checks (every token's bytes in a trie): build once
+// per model, share between sequences and threads.
+std::shared_ptr<const grammar::VocabIndex> grammar_vocabulary(const Tokenizer& tok);
+// A filter for a GBNF grammar (llama.cpp's format; rule "root" starts). Throws slm::Error
+// with the line and column of a syntax error.
+std::unique_ptr<TokenFilter> grammar_filter(std::shared_ptr<const grammar::VocabIndex> vocab, std::string_view gbnf);
+// Parses a GBNF grammar only, to refuse a bad one before anything else is loaded.
+void check_grammar(std::string_view gbnf);
+// GBNF for the JSON texts a JSON Schema (given as JSON text) accepts, compact, keys in the
+// schema's order. Throws slm::Error naming an unsupported keyword and where it is.
+std::string json_schema_grammar(std::string_view schema_json);
+// GBNF for any JSON object.
+std::string json_object_grammar();
 
 struct SamplerParams {
   float temp = 0.8f;
@@ -39,10 +77,16 @@ class Sampler {
  public:
   explicit Sampler(const SamplerParams& params);
 
-  // Picks the next token from logits[n_vocab] (does not record it: call accept).
+  // Picks the next token from logits[n_vocab] (does not record it: call accept_generated).
+  // With a filter, only a token the filter allows.
   int32_t sample(const float* logits, int n_vocab);
   // Records a token of the sequence (prompt tokens too) for the penalties.
   void accept(int32_t token);
+  // Records a token the model generated: the penalties' history and the filter.
+  void accept_generated(int32_t token);
+  // Constrains every later draw (nullptr: none).
+  void set_filter(std::unique_ptr<TokenFilter> filter) { filter_ = std::move(filter); }
+  const TokenFilter* filter() const { return filter_.get(); }
   void reset();  // forgets the history and reseeds
 
   // The distribution the draw would use for these logits: the surviving candidates in
@@ -53,7 +97,10 @@ class Sampler {
 
  private:
   void apply_penalties(std::vector<float>& logits) const;
+  int32_t draw(const float* logits, int n_vocab);
   SamplerParams params_;
+  std::unique_ptr<TokenFilter> filter_;
+  std::vector<float> masked_;  // the logits with the filter's mask, when the first draw was refused
   std::mt19937_64 rng_;
   std::deque<int32_t> history_;
 };

@@ -120,7 +120,7 @@ class ChatLoop {
     while (!g_interrupted && (opt_.n_predict < 0 || n < opt_.n_predict) && session_->n_past() < session_->n_ctx()) {
       int32_t next = sampler_->sample(session_->logits().data(), model_->n_vocab());
       if (tok_->is_eog(next)) break;
-      sampler_->accept(next);
+      sampler_->accept_generated(next);
       ++n;
       std::string piece = decoder.push(next);
       answer += piece;

@@ -38,7 +38,20 @@ struct RunOptions {
   std::string system;          // with --chat: a system message first
   std::string chat_template;   // with --chat: a template file instead of the model's
   LoraOptions lora;
+  std::string grammar_file;      // --grammar: output follows this GBNF grammar
+  std::string json_schema_file;  // --json-schema: output is JSON valid against this schema
+  bool json = false;             // --json: output is a JSON object
 };
+
+// The grammar the output must follow, from --grammar / --json-schema / --json ("" for none).
+std::string output_grammar(const RunOptions& o) {
+  const int n = !o.grammar_file.empty() + !o.json_schema_file.empty() + o.json;
+  if (n > 1) throw Error("give one of --grammar, --json-schema and --json");
+  if (!o.grammar_file.empty()) return read_text_input(o.grammar_file, "the grammar");
+  if (!o.json_schema_file.empty()) return json_schema_grammar(read_text_input(o.json_schema_file, "the JSON schema"));
+  if (o.json) return json_object_grammar();
+  return "";
+}
 
 double mib(size_t b) { return b / (1024.0 * 1024.0); }
 
@@ -51,6 +64,10 @@ int run(const RunOptions& o) {
   GgmlType kv = o.kv_type == "f32" ? GgmlType::F32
               : o.kv_type == "f16" ? GgmlType::F16
               : throw Error("--kv-type must be f32 or f16, got '" + o.kv_type + "'");
+
+  // The grammar is compiled before the model loads, so a bad one fails at once.
+  const std::string gbnf = output_grammar(o);
+  if (!gbnf.empty()) check_grammar(gbnf);
 
   std::string prompt_text = o.prompt;
   if (!o.prompt_file.empty() || o.prompt.empty()) {
@@ -88,6 +105,7 @@ int run(const RunOptions& o) {
                 std::to_string(session.n_ctx()) + " tokens");
 
   Sampler sampler(sp);
+  if (!gbnf.empty()) sampler.set_filter(grammar_filter(grammar_vocabulary(*tok), gbnf));
   EnergyMeter energy;
   GenerateParams gp;
   gp.n_predict = o.n_predict;
@@ -101,7 +119,8 @@ int run(const RunOptions& o) {
       std::fflush(stdout);
     });
   }
-  if (!r.text.empty()) std::fputc('\n', stdout);
+  // Constrained output is exactly the text the grammar accepts: no newline added.
+  if (!r.text.empty() && gbnf.empty()) std::fputc('\n', stdout);
   std::fflush(stdout);
   auto rate = [](int n, double s) { return s > 0 ? n / s : 0.0; };
   std::fprintf(stderr,
@@ -134,6 +153,11 @@ Action add_run(CLI::App& app) {
   sub->add_option("--system", o->system, "With --chat: a system message before the prompt");
   sub->add_option("--chat-template", o->chat_template, "With --chat: a Jinja template file instead of the model's");
   add_lora_options(sub, o->lora);
+  sub->add_option("--grammar,--grammar-file", o->grammar_file,
+                  "Constrain the output to this GBNF grammar file (llama.cpp's format, rule 'root')");
+  sub->add_option("--json-schema,--json-schema-file", o->json_schema_file,
+                  "Constrain the output to JSON valid against this JSON Schema file");
+  sub->add_flag("--json", o->json, "Constrain the output to one JSON object");
   return [o] { return run(*o); };
 }
 

@@ -36,7 +36,7 @@ GenerateResult generate(Session& session, Sampler& sampler, const Tokenizer& tok
       r.stop_reason = "eog";
       break;
     }
-    sampler.accept(next);
+    sampler.accept_generated(next);
     r.tokens.push_back(next);
     ++r.n_generated;
     emit(stops.push(decoder.push(next)));

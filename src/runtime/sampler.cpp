@@ -123,7 +123,29 @@ std::vector<TokenProb> Sampler::distribution(const float* logits_in, int n_vocab
   return out;
 }
 
+void Sampler::accept_generated(int32_t token) {
+  accept(token);
+  if (filter_) filter_->accept(token);
+}
+
 int32_t Sampler::sample(const float* logits, int n_vocab) {
+  const int32_t first = draw(logits, n_vocab);
+  if (!filter_ || filter_->allows(first)) return first;
+  masked_.assign(logits, logits + n_vocab);
+  filter_->mask(masked_.data(), n_vocab);
+  bool any = false;
+  for (float l : masked_) any = any || l != -std::numeric_limits<float>::infinity();
+  if (!any) throw Error("grammar: no token of the vocabulary can continue the output");
+  // logit_bias may have pushed every allowed token to -inf as well: fall back to the
+  // allowed tokens alone rather than draw a refused one.
+  const int32_t t = draw(masked_.data(), n_vocab);
+  if (filter_->allows(t)) return t;
+  for (int i = 0; i < n_vocab; ++i)
+    if (masked_[size_t(i)] != -std::numeric_limits<float>::infinity()) return i;
+  return t;
+}
+
+int32_t Sampler::draw(const float* logits, int n_vocab) {
   std::vector<TokenProb> d = distribution(logits, n_vocab);
   if (d.size() == 1) return d[0].id;
   // A uniform double in [0, 1) from 53 random bits: the same on every platform.

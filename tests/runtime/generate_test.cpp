@@ -93,6 +93,8 @@ TEST(Cli, RunRejectsBadInputWithOneLineError) {
       {"logits" + m + " --ids '1 2 3 4 5' --ctx 3 -o /dev/null", "context"},
       {"logits" + m + " --ids '1 600' -o /dev/null", "600"},
       {"logits -m " + test::shared("vocab/ggml-vocab-llama-spm.gguf") + " --ids '1 2' -o /dev/null", "tensor"},
+      {"run" + m + " -p hi --grammar /nonexistent.gbnf", "/nonexistent.gbnf"},
+      {"run" + m + " -p hi --json --json-schema " + test::shared("schemas/choice.json"), "one of"},
   };
   for (const Case& c : cases) {
     int rc = 0;

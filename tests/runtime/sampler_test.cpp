@@ -8,6 +8,11 @@
 
 #include "slm/error.h"
 #include "slm/sampler.h"
+#include "slm/tokenizer.h"
+#include "gguf/gguf.h"
+#include "common/shared.h"
+#include <limits>
+#include <memory>
 
 namespace slm {
 namespace {
@@ -152,4 +157,77 @@ TEST(Sampler, RejectsBadParameters) {
 }
 
 }  // namespace
+// A filter that allows only even ids: the sampler's sample-first path must never return
+// an odd one, at any temperature, and greedy must return the best even id.
+class EvenOnly final : public TokenFilter {
+ public:
+  bool allows(int32_t t) const override { ++checks; return t % 2 == 0; }
+  void mask(float* logits, int n) const override {
+    ++masks;
+    for (int i = 1; i < n; i += 2) logits[i] = -std::numeric_limits<float>::infinity();
+  }
+  void accept(int32_t t) override { accepted.push_back(t); }
+  bool finished() const override { return false; }
+  mutable int checks = 0, masks = 0;
+  std::vector<int32_t> accepted;
+};
+
+TEST(SamplerFilter, DrawsOnlyAllowedTokensAndMasksOnlyWhenTheFirstDrawIsRefused) {
+  std::vector<float> logits = {0.1f, 3.0f, 2.5f, 0.2f, 1.0f, 2.9f};
+  {
+    SamplerParams p;
+    p.temp = 0;
+    Sampler s(p);
+    auto f = std::make_unique<EvenOnly>();
+    EvenOnly* fp = f.get();
+    s.set_filter(std::move(f));
+    EXPECT_EQ(s.sample(logits.data(), 6), 2);  // the best even id; the argmax (1) is odd
+    EXPECT_EQ(fp->masks, 1);
+    s.accept_generated(2);
+    EXPECT_EQ(fp->accepted, std::vector<int32_t>{2});
+  }
+  SamplerParams p;
+  p.temp = 1.5f;
+  p.top_k = 0;
+  p.top_p = 1;
+  p.min_p = 0;
+  p.seed = 11;
+  Sampler s(p);
+  auto f = std::make_unique<EvenOnly>();
+  EvenOnly* fp = f.get();
+  s.set_filter(std::move(f));
+  int counts[6] = {};
+  const int n = 4000;
+  for (int i = 0; i < n; ++i) ++counts[s.sample(logits.data(), 6)];
+  EXPECT_EQ(counts[1] + counts[3] + counts[5], 0);
+  EXPECT_GT(counts[0], 0);
+  EXPECT_GT(counts[4], 0);
+  EXPECT_EQ(fp->checks, n + fp->masks);  // one check per draw, one more after each mask
+  EXPECT_LT(fp->masks, n);  // allowed first draws were kept without masking
+  EXPECT_GT(fp->masks, 0);
+  // Masked draws follow the softmax over the allowed ids: p(2)/p(4) = e^{(2.5-1.0)/1.5}.
+  EXPECT_NEAR(double(counts[2]) / counts[4], std::exp(1.0), 0.5);
+}
+
+TEST(SamplerFilter, GrammarFilterOnARealVocabularyGivesTheGrammarsText) {
+  auto file = GgufFile::open(test::shared("models/stories260K.gguf"));
+  auto tok = Tokenizer::from_gguf(*file);
+  SamplerParams p;
+  p.temp = 1;
+  p.seed = 3;
+  Sampler s(p);
+  s.set_filter(grammar_filter(grammar_vocabulary(*tok), "root ::= \"yes\" | \"no\""));
+  std::vector<float> logits(static_cast<size_t>(tok->n_vocab()), 0.0f);
+  std::string text;
+  for (int i = 0; i < 10; ++i) {
+    const int32_t t = s.sample(logits.data(), tok->n_vocab());
+    if (tok->is_eog(t)) break;
+    s.accept_generated(t);
+    text += tok->token_to_piece(t);
+  }
+  EXPECT_TRUE(text == "yes" || text == "no") << text;
+  EXPECT_TRUE(s.filter()->finished());
+  EXPECT_THROW(grammar_filter(grammar_vocabulary(*tok), "root ::= undefined-rule"), Error);
+}
+
 }  // namespace slm
