@@ -30,11 +30,11 @@ uint32_t GrammarBuilder::named_rule(std::string_view name) {
   return id;
 }
 
-uint32_t GrammarBuilder::generated_rule(std::string_view base) {
+uint32_t GrammarBuilder::generated_rule(std::string base) {
   // '/' cannot appear in a rule name of the source, so generated names never collide.
-  const uint32_t n = ++generated_count_[std::string(base)];
+  const uint32_t n = ++generated_count_[base];
   const uint32_t id = static_cast<uint32_t>(names_.size());
-  names_.push_back(std::string(base) + "/" + std::to_string(n));
+  names_.push_back(base + "/" + std::to_string(n));
   defined_.push_back(false);
   bodies_.emplace_back();
   return id;
@@ -59,7 +59,7 @@ void GrammarBuilder::define(uint32_t rule, std::vector<Sequence> alternatives) {
 }
 
 Sequence GrammarBuilder::repeat(const Sequence& item, uint32_t min, uint32_t max,
-                                std::string_view base) {
+                                std::string base) {
   Sequence out;
   if (item.empty() || max == 0) return out;
   count_symbols(static_cast<size_t>(min) * item.size());

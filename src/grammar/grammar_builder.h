@@ -33,13 +33,14 @@ class GrammarBuilder {
   // The id of the rule with this name, made (still undefined) on first use.
   uint32_t named_rule(std::string_view name);
   // A fresh rule for a group or repetition, named after the rule it appears in.
-  uint32_t generated_rule(std::string_view base);
+  // base is taken by value: callers pass name(rule), a view into names_, which this call grows.
+  uint32_t generated_rule(std::string base);
   bool is_defined(uint32_t rule) const { return defined_[rule]; }
   const std::string& name(uint32_t rule) const { return names_[rule]; }
   void define(uint32_t rule, std::vector<Sequence> alternatives);
 
   // item{min,max} (max may be kUnbounded) as a sequence, adding the rules it needs.
-  Sequence repeat(const Sequence& item, uint32_t min, uint32_t max, std::string_view base);
+  Sequence repeat(const Sequence& item, uint32_t min, uint32_t max, std::string base);
 
   // Throws slm::Error for an undefined rule reachable by name, left recursion or a grammar
   // over the size bound.
