@@ -105,6 +105,7 @@ struct Server {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tok;
   std::unique_ptr<ChatFormatter> chat;
+  ToolCallFormat tool_format = ToolCallFormat::generic_json;  // what the chat template teaches
   std::unique_ptr<Scheduler> sched;
   std::string model_id;
   std::atomic<bool> ready{false};
@@ -202,10 +203,13 @@ struct Server {
         e.param = "n";
         throw e;
       }
+      apply_tool_choice(r, tool_format);  // a forced call: its grammar, before anything is queued
       LoraSet lora = lora_set_for(r);
       std::vector<int32_t> prompt;
       try {
-        prompt = chat_api ? chat->encode(text_only(r.messages), true) : tok->encode(r.prompt, true, false);
+        ojson extra = ojson::object();
+        if (r.parse_tools()) extra["tools"] = r.tools;  // as sent: the template lays them out
+        prompt = chat_api ? chat->encode(text_only(r.messages), true, extra) : tok->encode(r.prompt, true, false);
       } catch (const Error& err) {
         ApiError e;
         e.status = 400;
@@ -231,6 +235,7 @@ struct Server {
     const int64_t created = unix_now();
     const int timeout_ms = opt.timeout_s * 1000;
     const CompletionRequest& request = jobs[0]->request;
+    const ToolCallFormat tool_format = this->tool_format;
     const std::string echoed = request.echo ? request.prompt : std::string();
     auto cancel_all = [jobs] {
       for (const auto& j : jobs) j->cancelled = true;
@@ -272,6 +277,14 @@ struct Server {
         completion_tokens += job->completion_tokens;
         ojson one = completion_response(job->request, id, created, text, ev.finish_reason, job->prompt_tokens,
                                         job->completion_tokens);
+        if (request.parse_tools()) {
+          IdSource ids;
+          ToolReply reply = tool_reply(tool_format, text, ids);
+          if (!reply.tool_calls.empty()) {
+            one["choices"][0]["message"] = tool_message(reply);
+            if (ev.finish_reason == "stop") one["choices"][0]["finish_reason"] = "tool_calls";
+          }
+        }
         one["choices"][0]["index"] = i;
         if (request.logprobs) one["choices"][0]["logprobs"] = logprobs_json(request, logprobs, echoed.size());
         if (i == 0) body = one;
@@ -287,17 +300,36 @@ struct Server {
     struct Choice {
       bool first = true, done = false;
       size_t sent_text = 0;
+      // With tools: the reply goes through the tool-call parser (ids before the parser).
+      std::shared_ptr<IdSource> ids;
+      std::shared_ptr<ToolDeltaStream> tools;
     };
+    std::vector<Choice> choices(jobs.size());
+    if (request.parse_tools())
+      for (Choice& c : choices) {
+        c.ids = std::make_shared<IdSource>();
+        c.tools = std::make_shared<ToolDeltaStream>(tool_format, *c.ids);
+      }
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [jobs, id, created, timeout_ms, echoed, cancel_all, state = std::vector<Choice>(jobs.size())](
+        [jobs, id, created, timeout_ms, echoed, cancel_all, state = std::move(choices)](
             size_t, httplib::DataSink& sink) mutable {
           const CompletionRequest& request = jobs[0]->request;
           auto send = [&](ojson j, size_t index) {
             if (!j["choices"].empty()) j["choices"][0]["index"] = index;
             std::string s = "data: " + j.dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n\n";
             return sink.write(s.data(), s.size());
+          };
+          // A chat chunk with this delta (the role on the choice's first chunk).
+          auto delta_chunk = [&](const ojson& delta, size_t i) {
+            ojson chunk = completion_chunk(request, id, created, "", nullptr, false);
+            ojson d = ojson::object();
+            if (state[i].first) d["role"] = "assistant";
+            d.update(delta);
+            chunk["choices"][0]["delta"] = d;
+            state[i].first = false;
+            return chunk;
           };
           const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
           for (size_t i = 0; i < jobs.size(); ++i) {
@@ -316,6 +348,23 @@ struct Server {
               JobEvent ev;
               if (!jobs[i]->next(&ev, jobs.size() > 1 ? 5 : 100)) continue;
               any = true;
+              if (ev.kind == JobEvent::Text && state[i].tools) {
+                // Content until a call begins, then the call's deltas.
+                std::vector<ojson> deltas = state[i].tools->feed(ev.text);
+                if (deltas.empty() && !ev.logprobs.empty()) deltas.push_back(ojson::object());
+                for (size_t d = 0; d < deltas.size(); ++d) {
+                  ojson chunk = delta_chunk(deltas[d], i);
+                  if (request.logprobs && d == 0) {
+                    chunk["choices"][0]["logprobs"] = logprobs_json(request, ev.logprobs, state[i].sent_text);
+                    for (const TokenLogprob& t : ev.logprobs) state[i].sent_text += t.token.size();
+                  }
+                  if (!send(chunk, i)) {
+                    cancel_all();
+                    return false;
+                  }
+                }
+                continue;
+              }
               if (ev.kind == JobEvent::Text) {
                 if (ev.text.empty() && ev.logprobs.empty()) continue;
                 ojson chunk = completion_chunk(request, id, created, ev.text, nullptr, state[i].first);
@@ -341,7 +390,16 @@ struct Server {
                 sink.done();
                 return true;
               }
-              send(completion_chunk(request, id, created, "", &ev.finish_reason, state[i].first), i);
+              std::string finish_reason = ev.finish_reason;
+              if (state[i].tools) {
+                for (const ojson& delta : state[i].tools->finish())
+                  if (!send(delta_chunk(delta, i), i)) {
+                    cancel_all();
+                    return false;
+                  }
+                if (state[i].tools->has_calls() && finish_reason == "stop") finish_reason = "tool_calls";
+              }
+              send(completion_chunk(request, id, created, "", &finish_reason, state[i].first), i);
               state[i].done = true;
               --remaining;
             }
@@ -585,6 +643,7 @@ int serve(const ServeOptions& opt_in) {
     std::string warning;
     s.chat = std::make_unique<ChatFormatter>(s.model->file(), *s.tok, opt.chat_template_path, &warning);
     if (!warning.empty()) std::fprintf(stderr, "serve: warning: %s\n", warning.c_str());
+    s.tool_format = detect_tool_call_format(s.chat->source());
     s.model_id = opt.alias.empty() ? std::filesystem::path(opt.model_path).stem().string() : opt.alias;
     for (const auto& [path, scale] : opt.lora) {
       auto a = std::make_unique<Server::Adapter>();

@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <iterator>
 
+#include "slm/error.h"
+#include "slm/sampler.h"
+
 namespace slm::server {
 namespace {
 
@@ -159,18 +162,116 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
     bad(key, "'" + std::string(key) + "' is not supported by this server yet (" + why + ")");
   };
   r.n = int(get_integer(body, "n", 1, 16, 1));
+  // Constrained output: at most one of response_format (json types), grammar, json_schema.
+  const char* constraint = nullptr;
+  auto constrain = [&](const char* key, std::string gbnf) {
+    if (constraint)
+      bad(key, std::string("'") + key + "' and '" + constraint + "' cannot be used together: give one constraint");
+    constraint = key;
+    r.grammar = std::move(gbnf);
+  };
+  auto schema_grammar = [&](const char* param, const ojson& schema) {
+    if (!schema.is_object() && !schema.is_boolean())
+      bad(param, std::string("'") + param + "' must be a JSON Schema object, got " + json_kind(schema));
+    try {
+      return json_schema_grammar(schema.dump());
+    } catch (const Error& e) {
+      bad(param, std::string("'") + param + "': " + e.what());
+    }
+  };
   if (body.contains("response_format") && !body["response_format"].is_null()) {
     const ojson& rf = body["response_format"];
     if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
       bad("response_format", "'response_format' must be an object with a 'type'");
-    if (rf["type"] != "text") refuse("response_format", "structured output");
+    const std::string type = rf["type"];
+    if (type == "json_object") {
+      constrain("response_format", json_object_grammar());
+    } else if (type == "json_schema") {
+      if (!rf.contains("json_schema") || !rf["json_schema"].is_object())
+        bad("response_format", "'response_format.json_schema' must be an object with a 'schema'");
+      const ojson& js = rf["json_schema"];
+      if (js.contains("name") && !js["name"].is_null() && !js["name"].is_string())
+        bad("response_format", "'response_format.json_schema.name' must be a string");
+      if (js.contains("strict") && !js["strict"].is_null() && !js["strict"].is_boolean())
+        bad("response_format", "'response_format.json_schema.strict' must be a boolean");
+      // No schema: any JSON value (OpenAI requires one; llama-server accepts its absence).
+      const ojson schema = js.contains("schema") && !js["schema"].is_null() ? js["schema"] : ojson::object();
+      constrain("response_format", schema_grammar("response_format.json_schema.schema", schema));
+    } else if (type != "text") {
+      bad("response_format", "'response_format.type' is '" + type + "'; expected text, json_object or json_schema");
+    }
   }
-  if (body.contains("tools") && !body["tools"].is_null() && !(body["tools"].is_array() && body["tools"].empty()))
-    refuse("tools", "tool calling");
-  if (body.contains("tool_choice") && !body["tool_choice"].is_null() && body["tool_choice"] != "none" &&
-      body["tool_choice"] != "auto")
-    refuse("tool_choice", "tool calling");
-  if (body.contains("functions") && !body["functions"].is_null()) refuse("functions", "tool calling");
+  if (body.contains("grammar") && !body["grammar"].is_null()) {
+    if (!body["grammar"].is_string()) bad("grammar", "'grammar' must be a GBNF text");
+    std::string g = body["grammar"];
+    try {
+      check_grammar(g);
+    } catch (const Error& e) {
+      bad("grammar", std::string("'grammar': ") + e.what());
+    }
+    constrain("grammar", std::move(g));
+  }
+  if (body.contains("json_schema") && !body["json_schema"].is_null())
+    constrain("json_schema", schema_grammar("json_schema", body["json_schema"]));
+
+  if (body.contains("functions") && !body["functions"].is_null())
+    refuse("functions", "the legacy function calling; send 'tools'");
+  if (body.contains("function_call") && !body["function_call"].is_null())
+    refuse("function_call", "the legacy function calling; send 'tool_choice'");
+  const bool has_tools = body.contains("tools") && !body["tools"].is_null();
+  if (has_tools) {
+    const ojson& tools = body["tools"];
+    if (!tools.is_array()) bad("tools", std::string("'tools' must be an array, got ") + json_kind(tools));
+    if (!chat && !tools.empty()) bad("tools", "'tools' is for /v1/chat/completions");
+    for (size_t k = 0; k < tools.size(); ++k) {
+      const std::string where = "tools[" + std::to_string(k) + "]";
+      const ojson& t = tools[k];
+      if (!t.is_object() || !t.contains("type") || t["type"] != "function")
+        bad(where, "'" + where + "' must be an object with 'type': \"function\"");
+      if (!t.contains("function") || !t["function"].is_object())
+        bad(where + ".function", "'" + where + ".function' must be an object");
+      const ojson& f = t["function"];
+      if (!f.contains("name") || !f["name"].is_string() || f["name"].get<std::string>().empty())
+        bad(where + ".function.name", "'" + where + ".function.name' must be a non-empty string");
+      if (f.contains("description") && !f["description"].is_null() && !f["description"].is_string())
+        bad(where + ".function.description", "'" + where + ".function.description' must be a string");
+      if (f.contains("parameters") && !f["parameters"].is_null() && !f["parameters"].is_object())
+        bad(where + ".function.parameters", "'" + where + ".function.parameters' must be a JSON Schema object");
+      if (f.contains("strict") && !f["strict"].is_null() && !f["strict"].is_boolean())
+        bad(where + ".function.strict", "'" + where + ".function.strict' must be a boolean");
+      for (size_t j = 0; j < k; ++j)
+        if (tools[j]["function"]["name"] == f["name"])
+          bad(where + ".function.name", "two tools are named '" + f["name"].get<std::string>() + "'");
+    }
+    r.tools = tools;
+  }
+  r.tool_choice = r.tools.empty() ? "none" : "auto";
+  if (body.contains("tool_choice") && !body["tool_choice"].is_null()) {
+    const ojson& tc = body["tool_choice"];
+    if (tc.is_string()) {
+      const std::string v = tc;
+      if (v != "none" && v != "auto" && v != "required")
+        bad("tool_choice", "'tool_choice' is '" + v + "'; expected none, auto, required or {\"type\":\"function\",...}");
+      r.tool_choice = v;
+    } else if (tc.is_object()) {
+      if (!tc.contains("type") || tc["type"] != "function" || !tc.contains("function") || !tc["function"].is_object() ||
+          !tc["function"].contains("name") || !tc["function"]["name"].is_string())
+        bad("tool_choice", "'tool_choice' must be {\"type\":\"function\",\"function\":{\"name\":...}}");
+      r.tool_choice = "function";
+      r.tool_choice_name = tc["function"]["name"];
+      bool found = false;
+      for (const ojson& t : r.tools) found = found || t["function"]["name"] == r.tool_choice_name;
+      if (!found) bad("tool_choice", "'tool_choice' names '" + r.tool_choice_name + "', which is not in 'tools'");
+    } else {
+      bad("tool_choice", std::string("'tool_choice' must be a string or an object, got ") + json_kind(tc));
+    }
+    if (r.tools.empty() && r.tool_choice != "none")
+      bad("tool_choice", "'tool_choice' is '" + r.tool_choice + "' but no 'tools' are given");
+  }
+  r.parallel_tool_calls = get_bool(body, "parallel_tool_calls", true);
+  if ((r.tool_choice == "required" || r.tool_choice == "function") && constraint)
+    bad("tool_choice", std::string("'tool_choice' ") + r.tool_choice + " and '" + constraint +
+                           "' cannot be used together: both constrain the reply");
   if (chat) {
     r.logprobs = get_bool(body, "logprobs", false);
     r.top_logprobs = int(get_integer(body, "top_logprobs", 0, 20, 0));
@@ -282,6 +383,145 @@ ojson logprobs_json(const CompletionRequest& req, const std::vector<TokenLogprob
     offset += t.token.size();
   }
   return {{"tokens", tokens}, {"token_logprobs", values}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
+namespace {
+
+// A GBNF string literal for text.
+std::string gbnf_literal(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default: out += c;
+    }
+  }
+  return out + "\"";
+}
+
+bool gbnf_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+}  // namespace
+
+std::string prefix_grammar_rules(const std::string& g, const std::string& prefix) {
+  std::string out;
+  out.reserve(g.size() * 2);
+  size_t i = 0;
+  // Copies a delimited span (literal, class, repetition count) as it is, escapes included.
+  auto copy_until = [&](char close) {
+    out += g[i++];
+    while (i < g.size() && g[i] != close) {
+      if (g[i] == '\\' && i + 1 < g.size()) out += g[i++];
+      out += g[i++];
+    }
+    if (i < g.size()) out += g[i++];
+  };
+  while (i < g.size()) {
+    const char c = g[i];
+    if (c == '"') copy_until('"');
+    else if (c == '[') copy_until(']');
+    else if (c == '{') copy_until('}');
+    else if (c == '#') {
+      while (i < g.size() && g[i] != '\n') out += g[i++];
+    } else if (gbnf_name_char(c)) {
+      out += prefix;
+      while (i < g.size() && gbnf_name_char(g[i])) out += g[i++];
+    } else {
+      out += g[i++];
+    }
+  }
+  return out;
+}
+
+void apply_tool_choice(CompletionRequest& r, ToolCallFormat format) {
+  if (!r.chat || r.tools.empty() || (r.tool_choice != "required" && r.tool_choice != "function")) return;
+  std::string rules, alternatives;
+  int n = 0;
+  for (size_t k = 0; k < r.tools.size(); ++k) {
+    const ojson& f = r.tools[k]["function"];
+    const std::string name = f["name"];
+    if (r.tool_choice == "function" && name != r.tool_choice_name) continue;
+    ojson schema = f.contains("parameters") && f["parameters"].is_object() ? f["parameters"] : ojson{{"type", "object"}};
+    // A forced call names only the declared arguments unless the schema says otherwise (as
+    // llama-server does): JSON Schema's default would let the model invent any others.
+    if (schema.contains("properties") && !schema.contains("additionalProperties")) schema["additionalProperties"] = false;
+    std::string g;
+    try {
+      g = json_schema_grammar(schema.dump());
+    } catch (const Error& e) {
+      const std::string where = "tools[" + std::to_string(k) + "].function.parameters";
+      bad(where, "'" + where + "': " + e.what());
+    }
+    const std::string p = "t" + std::to_string(k) + "-";
+    rules += prefix_grammar_rules(g, p) + "\n";
+    const std::string call = "call-" + std::to_string(k);
+    rules += call + " ::= " + gbnf_literal("{\"name\":" + ojson(name).dump() + ",\"" + arguments_key(format) + "\":") +
+             " " + p + "root " + gbnf_literal("}") + "\n";
+    alternatives += (n++ ? " | " : "") + call;
+  }
+  r.grammar = "root ::= " + gbnf_literal(tool_call_prefix(format)) + " ( " + alternatives + " ) " +
+              gbnf_literal(tool_call_suffix(format)) + "\n" + rules;
+  try {
+    check_grammar(r.grammar);
+  } catch (const Error& e) {
+    bad("tools", std::string("cannot build the grammar of a tool call: ") + e.what());
+  }
+}
+
+ToolReply tool_reply(ToolCallFormat format, const std::string& text, IdSource& ids) {
+  ParsedReply p = parse_tool_calls(format, text, ids);
+  ToolReply out;
+  out.content = p.content;
+  for (const ToolCall& c : p.calls)
+    out.tool_calls.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+  return out;
+}
+
+ojson tool_message(const ToolReply& reply) {
+  ojson m = {{"role", "assistant"}, {"content", reply.content}};
+  if (!reply.tool_calls.empty()) {
+    if (reply.content.empty()) m["content"] = nullptr;
+    m["tool_calls"] = reply.tool_calls;
+  }
+  return m;
+}
+
+void ToolDeltaStream::events(std::vector<ojson>& out) {
+  for (const ToolCallEvent& e : parser_.take_events()) {
+    if (!e.id.empty() || !e.name.empty()) {
+      ojson call = {{"index", e.index}};
+      if (!e.id.empty()) call["id"] = e.id;
+      call["type"] = "function";
+      call["function"] = {{"name", e.name}, {"arguments", ""}};
+      out.push_back({{"tool_calls", ojson::array({call})}});
+    }
+    if (!e.arguments.empty())
+      out.push_back({{"tool_calls", ojson::array({{{"index", e.index}, {"function", {{"arguments", e.arguments}}}}})}});
+  }
+}
+
+std::vector<ojson> ToolDeltaStream::feed(const std::string& text) {
+  std::vector<ojson> out;
+  std::string content = parser_.feed(text);
+  if (!content.empty()) out.push_back({{"content", content}});
+  events(out);
+  return out;
+}
+
+std::vector<ojson> ToolDeltaStream::finish() {
+  std::vector<ojson> out;
+  const size_t emitted = parser_.content_emitted();
+  ParsedReply reply = parser_.finish();
+  events(out);
+  if (emitted < reply.content.size()) out.push_back({{"content", reply.content.substr(emitted)}});
+  calls_ = reply.calls.size();
+  return out;
 }
 
 ojson usage_json(int prompt_tokens, int completion_tokens) {

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/tool_calls.h"
+
 namespace slm::server {
 
 using ojson = nlohmann::ordered_json;
@@ -52,6 +54,18 @@ struct CompletionRequest {
   // llama-server's per-request adapters: [{"id", "scale"}]; adapters not named run at scale
   // 0. Absent: the server's current default scales.
   std::optional<std::vector<std::pair<int, float>>> lora;
+  // Constrained decoding: GBNF the output must follow (from response_format json_object /
+  // json_schema, llama-server's "grammar" or "json_schema", or a forced tool call); already
+  // checked. Empty: unconstrained.
+  std::string grammar;
+  // Tool calling (chat only): the tools as sent (empty array: none) and tool_choice
+  // ("auto", "none", "required", or "function" with tool_choice_name).
+  ojson tools = ojson::array();
+  std::string tool_choice = "none";
+  std::string tool_choice_name;
+  bool parallel_tool_calls = true;
+  // The reply is parsed for tool calls (tools given and tool_choice is not "none").
+  bool parse_tools() const { return chat && !tools.empty() && tool_choice != "none"; }
 };
 
 // Request bodies nested deeper than this (arrays and objects) are refused before parsing.
@@ -76,6 +90,37 @@ ojson logprobs_json(const CompletionRequest& req, const std::vector<TokenLogprob
 
 // Parses and validates a request body; throws ApiError (400) naming the field at fault.
 CompletionRequest parse_completion_request(const std::string& body, bool chat);
+
+// For tool_choice "required" or a named function: sets r.grammar to exactly one call in the
+// template's format, prefix + {"name":"<allowed name>","<arguments_key>":<its parameters>} +
+// suffix. Nothing for "auto" / "none". Throws ApiError (400) when a schema is unsupported.
+void apply_tool_choice(CompletionRequest& r, ToolCallFormat format);
+// GBNF text with every rule name prefixed (literals, classes, repetition counts untouched).
+std::string prefix_grammar_rules(const std::string& gbnf, const std::string& prefix);
+
+// The tool calls of a finished reply, in OpenAI's shapes.
+struct ToolReply {
+  std::string content;  // the text that is not calls
+  ojson tool_calls = ojson::array();  // [{id, type:"function", function:{name, arguments}}]
+};
+ToolReply tool_reply(ToolCallFormat format, const std::string& text, IdSource& ids);
+// The chat message: content (null when empty and there are calls) and tool_calls.
+ojson tool_message(const ToolReply& reply);
+
+// Streaming: text deltas in, OpenAI chat deltas out ({"content": ...} or
+// {"tool_calls": [{index, id, type, function: {name, arguments}}]}).
+class ToolDeltaStream {
+ public:
+  ToolDeltaStream(ToolCallFormat format, IdSource& ids) : parser_(format, ids) {}
+  std::vector<ojson> feed(const std::string& text);
+  std::vector<ojson> finish();
+  bool has_calls() const { return calls_ > 0; }
+
+ private:
+  void events(std::vector<ojson>& out);
+  ToolCallStreamParser parser_;
+  size_t calls_ = 0;
+};
 
 // Response pieces.
 ojson usage_json(int prompt_tokens, int completion_tokens);

@@ -65,6 +65,7 @@ struct Scheduler::Slot {
 Scheduler::Scheduler(const Model& model, const Tokenizer& tok, SchedulerOptions opt)
     : model_(model), tok_(tok), opt_(opt) {
   pool_ = std::make_unique<ThreadPool>(opt_.n_threads);
+  vocab_ = grammar_vocabulary(tok_);
   for (int k = 0; k < opt_.n_slots; ++k) {
     auto s = std::make_unique<Slot>();
     s->cache = std::make_unique<KvCache>(model_.config(), opt_.n_ctx, opt_.kv_f16 ? GgmlType::F16 : GgmlType::F32);
@@ -246,6 +247,15 @@ void Scheduler::step() {
       s->job = queue_.front();
       queue_.pop_front();
       s->sampler = std::make_unique<Sampler>(sampler_params(s->job->request.sampling));
+      if (!s->job->request.grammar.empty()) {
+        try {
+          s->sampler->set_filter(grammar_filter(vocab_, s->job->request.grammar));
+        } catch (const std::exception& ex) {  // checked at submit: only if the grammar cannot be compiled
+          s->job->push({JobEvent::Failed, "", "", std::string("cannot compile the grammar: ") + ex.what()});
+          s->job.reset();
+          continue;
+        }
+      }
       for (int32_t t : s->job->prompt) s->sampler->accept(t);
       s->decoder = std::make_unique<StreamDecoder>(tok_);
       s->n_prompt_done = 0;
@@ -334,7 +344,7 @@ void Scheduler::step() {
 
     // 4. Sample the next token and turn it into text.
     int32_t tok = s.sampler->sample(s.logits.data(), model_.n_vocab());
-    s.sampler->accept(tok);
+    s.sampler->accept_generated(tok);
     if (tok_.is_eog(tok)) {
       finish(s, "stop");
       continue;

@@ -18,6 +18,9 @@
 #include "slm/adapter.h"
 
 namespace slm {
+namespace grammar {
+class VocabIndex;
+}
 class Model;
 class Tokenizer;
 class ThreadPool;
@@ -101,6 +104,8 @@ class Scheduler {
   const Tokenizer& tok_;
   SchedulerOptions opt_;
   std::unique_ptr<ThreadPool> pool_;
+  // The vocabulary for grammar filters, built at start and shared by every constrained job.
+  std::shared_ptr<const grammar::VocabIndex> vocab_;
   std::vector<std::unique_ptr<Slot>> slots_;
 
   mutable std::mutex mu_;

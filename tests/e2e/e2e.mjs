@@ -5,15 +5,17 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import OpenAI from 'openai';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 
 const bin = process.env.SLM_BIN || 'build/slm';
 const shared = process.env.SLM_SHARED || process.env.SLM_SHARED_DEFAULT || '../shared';
 const model = `${shared}/models/stories260K.gguf`;
 const KEY = 'sk-test-e2e';
 
-function startServer(extra = []) {
+function startServer(extra = [], modelFile = model, ctx = 256) {
   return new Promise((resolve, reject) => {
-    const p = spawn(bin, ['serve', '-m', model, '--port', '0', '--parallel', '4', '--ctx', '256', '-t', '2',
+    const p = spawn(bin, ['serve', '-m', modelFile, '--port', '0', '--parallel', '4', '--ctx', String(ctx), '-t', '2',
                           '--api-key', KEY, '--max-body', '65536', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d) => {
@@ -182,10 +184,10 @@ try {
     // Any model name is served (clients ship fixed names); the answer names the served model.
     const other = await client.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 2 });
     assert.equal(other.model, 'stories260K');
-    for (const [field, value] of [['response_format', { type: 'json_object' }], ['tools', [{ type: 'function', function: { name: 'f' } }]]]) {
-      await assert.rejects(client.chat.completions.create({ model: 'stories260K', messages, [field]: value }),
-        (e) => e instanceof OpenAI.BadRequestError && e.message.includes(field));
-    }
+    // A schema keyword slm cannot honour is a 400 naming it, never dropped.
+    await assert.rejects(client.chat.completions.create({ model: 'stories260K', messages,
+      response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', patternProperties: { a: {} } } } } }),
+      (e) => e instanceof OpenAI.BadRequestError && e.message.includes('patternProperties'));
     await assert.rejects(client.chat.completions.create({ model: 'stories260K', messages: [{ role: 'wizard', content: 'hi' }] }),
       (e) => e instanceof OpenAI.BadRequestError && /role/.test(e.message));
     // A tool-call turn's null content renders as empty text.
@@ -319,6 +321,90 @@ try {
       assert.notEqual(code, 0, 'a second server on the same port must not start');
       assert.match(err, /in use/);
       assert.match(srv.log(), /serve: POST \/v1\/completions 200 tokens \d+\+3 [\d.]+ ms/);
+    } finally {
+      srv.proc.kill('SIGTERM');
+    }
+  });
+
+  await check('response_format json_schema through the client validates (ajv, draft 2020-12)', async () => {
+    const ajv = new Ajv2020({ strict: false });
+    addFormats(ajv);
+    for (const name of ['review', 'meeting', 'invoice']) {
+      const schema = JSON.parse(fs.readFileSync(`${shared}/schemas/${name}.json`, 'utf8'));
+      const validate = ajv.compile(schema);
+      for (const seed of [1, 2, 3]) {
+        for (const stream of [false, true]) {
+          const req = { model: 'stories260K', messages, temperature: 1, seed, max_tokens: 200,
+            response_format: { type: 'json_schema', json_schema: { name, schema, strict: true } } };
+          let text = '', finish;
+          if (stream) {
+            for await (const c of await client.chat.completions.create({ ...req, stream: true })) {
+              text += c.choices[0]?.delta?.content ?? '';
+              finish = c.choices[0]?.finish_reason ?? finish;
+            }
+          } else {
+            const r = await client.chat.completions.create(req);
+            text = r.choices[0].message.content;
+            finish = r.choices[0].finish_reason;
+          }
+          assert.equal(finish, 'stop', `${name} seed ${seed}: ${text}`);
+          const v = JSON.parse(text);
+          assert.ok(validate(v), `${name} seed ${seed}: ${ajv.errorsText(validate.errors)}: ${text}`);
+        }
+      }
+    }
+    const obj = await client.chat.completions.create({ model: 'stories260K', messages, temperature: 1, seed: 5, max_tokens: 100,
+      response_format: { type: 'json_object' } });
+    if (obj.choices[0].finish_reason === 'stop') assert.equal(typeof JSON.parse(obj.choices[0].message.content), 'object');
+  });
+
+  await check('tools: required and named tool_choice give schema-valid calls (Hermes-3 template)', async () => {
+    const srv = await startServer(['--chat-template', `${shared}/templates/NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja`],
+                                  `${shared}/fixtures/llama-f32.gguf`, 2048);
+    try {
+      const c = new OpenAI({ apiKey: KEY, baseURL: `http://127.0.0.1:${srv.port}/v1`, maxRetries: 0, timeout: 60000 });
+      const parameters = { type: 'object', properties: { city: { type: 'string', maxLength: 20 }, days: { type: 'integer', minimum: 1, maximum: 7 } },
+                           required: ['city', 'days'], additionalProperties: false };
+      const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather forecast', parameters } },
+                     { type: 'function', function: { name: 'get_time', description: 'Local time',
+                       parameters: { type: 'object', properties: { zone: { type: 'string', enum: ['UTC', 'CET'] } }, required: ['zone'] } } }];
+      const ajv = new Ajv2020({ strict: false });
+      const byName = Object.fromEntries(tools.map((t) => [t.function.name, ajv.compile(t.function.parameters)]));
+      for (const [choice, seed] of [['required', 1], ['required', 2], [{ type: 'function', function: { name: 'get_weather' } }, 3]]) {
+        const req = { model: 'm', messages: [{ role: 'user', content: 'Weather in Paris?' }], tools, tool_choice: choice,
+                      temperature: 1, seed, max_tokens: 120 };
+        const r = await c.chat.completions.create(req);
+        const m = r.choices[0].message;
+        assert.equal(r.choices[0].finish_reason, 'tool_calls', JSON.stringify(m));
+        assert.equal(m.tool_calls.length, 1);
+        const call = m.tool_calls[0];
+        assert.match(call.id, /^call_/);
+        assert.equal(call.type, 'function');
+        if (typeof choice === 'object') assert.equal(call.function.name, 'get_weather');
+        assert.ok(byName[call.function.name], call.function.name);
+        assert.ok(byName[call.function.name](JSON.parse(call.function.arguments)), call.function.arguments);
+        // streamed: id, type and name first, then the arguments in fragments
+        let id, name, args = '', finish;
+        for await (const ch of await c.chat.completions.create({ ...req, stream: true })) {
+          const d = ch.choices[0]?.delta;
+          for (const tc of d?.tool_calls ?? []) {
+            if (tc.id) id = tc.id;
+            if (tc.function?.name) name = tc.function.name;
+            args += tc.function?.arguments ?? '';
+          }
+          finish = ch.choices[0]?.finish_reason ?? finish;
+        }
+        assert.equal(finish, 'tool_calls');
+        assert.match(id, /^call_/);
+        assert.equal(name, call.function.name);
+        assert.equal(args, call.function.arguments);
+      }
+      // The tool's result goes back through the template.
+      const back = await c.chat.completions.create({ model: 'm', tools, max_tokens: 8, messages: [
+        { role: 'user', content: 'Weather in Paris?' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris","days":1}' } }] },
+        { role: 'tool', tool_call_id: 'call_1', content: '{"forecast":"sun"}' }] });
+      assert.equal(back.choices.length, 1);
     } finally {
       srv.proc.kill('SIGTERM');
     }
