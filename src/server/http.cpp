@@ -436,6 +436,8 @@ struct Server {
     };
     metric("slm_requests_total", "counter", "Completion requests accepted", double(s.requests));
     metric("slm_prompt_tokens_total", "counter", "Prompt tokens evaluated", double(s.prompt_tokens));
+    metric("slm_prompt_tokens_cached_total", "counter", "Prompt tokens a slot's cache already held (not evaluated again)",
+           double(s.prompt_tokens_cached));
     metric("slm_completion_tokens_total", "counter", "Tokens generated", double(s.completion_tokens));
     metric("slm_decode_tokens_per_second", "gauge", "Recent decode throughput over all slots", s.decode_tokens_per_s);
     metric("slm_queue_depth", "gauge", "Requests waiting for a slot", s.queue_depth);

@@ -58,9 +58,35 @@ struct Scheduler::Slot {
   std::vector<float> logits;
   std::vector<TokenLogprob> logprobs;  // not yet sent
   Clock::time_point deadline;
+  // What the cache holds, kept after a request ends: the tokens whose keys and values are in
+  // positions [0, cached.size()), and the adapters they were computed with. A new request
+  // that begins with the same tokens (a chat's earlier turns, a shared system prompt) starts
+  // after them instead of evaluating them again.
+  std::vector<int32_t> cached;
+  std::vector<std::pair<const LoraAdapter*, float>> cached_lora;
 
   bool active() const { return job != nullptr; }
 };
+
+namespace {
+
+// The adapters that change the output, in order (a zero scale changes nothing).
+std::vector<std::pair<const LoraAdapter*, float>> effective(const LoraSet& set) {
+  std::vector<std::pair<const LoraAdapter*, float>> out;
+  for (const auto& a : set.adapters)
+    if (a.first && a.second != 0.0f) out.push_back(a);
+  return out;
+}
+
+// Prompt tokens a slot can skip: the common prefix of its cache and the prompt, leaving at
+// least the prompt's last token to evaluate (its logits give the first sample).
+size_t reusable(const std::vector<int32_t>& cached, const std::vector<int32_t>& prompt) {
+  size_t n = 0;
+  while (n < cached.size() && n < prompt.size() && cached[n] == prompt[n]) ++n;
+  return std::min(n, prompt.empty() ? 0 : prompt.size() - 1);
+}
+
+}  // namespace
 
 Scheduler::Scheduler(const Model& model, const Tokenizer& tok, SchedulerOptions opt)
     : model_(model), tok_(tok), opt_(opt) {
@@ -197,11 +223,13 @@ void Scheduler::loop() {
       step();
     } catch (const std::exception& ex) {
       // A failure inside a step fails the requests in it, never the server.
-      for (auto& s : slots_)
+      for (auto& s : slots_) {
+        s->cached.clear();  // a failed step may have written part of its rows
         if (s->job) {
           s->job->push({JobEvent::Failed, "", "", std::string("generation failed: ") + ex.what()});
           s->job.reset();
         }
+      }
       std::lock_guard<std::mutex> lock(mu_);
       stats_.active_slots = 0;
       ++stats_.errors_5xx;
@@ -242,10 +270,25 @@ void Scheduler::step() {
       } else {
         ++it;
       }
-    for (auto& s : slots_) {
-      if (s->active() || queue_.empty()) continue;
+    while (!queue_.empty()) {
+      // The free slot whose cache shares the longest prefix with the request (same adapters).
+      const auto lora = effective(queue_.front()->lora);
+      Slot* s = nullptr;
+      size_t reuse = 0;
+      for (auto& sp : slots_) {
+        if (sp->active()) continue;
+        const size_t n = sp->cached_lora == lora ? reusable(sp->cached, queue_.front()->prompt) : 0;
+        if (!s || n > reuse) {
+          s = sp.get();
+          reuse = n;
+        }
+      }
+      if (!s) break;
       s->job = queue_.front();
       queue_.pop_front();
+      s->cached.resize(reuse);
+      s->cached_lora = lora;
+      stats_.prompt_tokens_cached += reuse;
       s->sampler = std::make_unique<Sampler>(sampler_params(s->job->request.sampling));
       if (!s->job->request.grammar.empty()) {
         try {
@@ -258,8 +301,8 @@ void Scheduler::step() {
       }
       for (int32_t t : s->job->prompt) s->sampler->accept(t);
       s->decoder = std::make_unique<StreamDecoder>(tok_);
-      s->n_prompt_done = 0;
-      s->n_past = 0;
+      s->n_prompt_done = reuse;
+      s->n_past = static_cast<int>(reuse);
       s->pending = -1;
       s->stops = std::make_unique<StopMatcher>(s->job->request.sampling.stop);
       s->logprobs.clear();
@@ -333,6 +376,11 @@ void Scheduler::step() {
 
   for (const Work& w : work) {
     Slot& s = *w.slot;
+    if (w.prompt)
+      s.cached.insert(s.cached.end(), s.job->prompt.begin() + static_cast<std::ptrdiff_t>(s.n_prompt_done),
+                      s.job->prompt.begin() + static_cast<std::ptrdiff_t>(s.n_prompt_done) + w.n);
+    else
+      s.cached.push_back(s.pending);
     s.n_past += w.n;
     if (w.prompt) {
       s.n_prompt_done += static_cast<size_t>(w.n);

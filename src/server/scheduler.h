@@ -70,6 +70,7 @@ struct SchedulerOptions {
 
 struct SchedulerStats {
   uint64_t requests = 0, prompt_tokens = 0, completion_tokens = 0;
+  uint64_t prompt_tokens_cached = 0;  // prompt tokens not evaluated: a slot's cache already held them
   uint64_t errors_4xx = 0, errors_5xx = 0, cancelled = 0;
   int queue_depth = 0, active_slots = 0, n_slots = 0;
   uint64_t kv_cells_used = 0, kv_cells_total = 0;

@@ -105,6 +105,19 @@ try {
     assert.equal(r.choices[0].finish_reason, 'length');
   });
 
+  await check('a prompt that extends an earlier one reuses the slot\'s cache and gives slm run\'s text', async () => {
+    const cachedCount = async () => Number((await rawRequest(server.port, 'GET', '/metrics')).body.match(/slm_prompt_tokens_cached_total (\d+)/)[1]);
+    const first = 'Once upon a time, there was a little girl';
+    const a = await client.completions.create({ model: 'stories260K', prompt: first, max_tokens: 24, temperature: 0 });
+    const before = await cachedCount();
+    const second = first + a.choices[0].text + ' One day';
+    const b = await client.completions.create({ model: 'stories260K', prompt: second, max_tokens: 24, temperature: 0 });
+    const after = await cachedCount();
+    assert.ok(after - before >= 20, `cached prompt tokens ${before} -> ${after}`);
+    const cli = execFileSync(bin, ['run', '-m', model, '-p', second, '-n', '24', '--temp', '0', '--ctx', '256'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    assert.equal(b.choices[0].text + '\n', cli);
+  });
+
   await check('echo, logit_bias, 405 for a wrong method', async () => {
     const prompt = 'Once upon a time';
     const plain = await client.completions.create({ model: 'stories260K', prompt, max_tokens: 8, temperature: 0 });
