@@ -41,6 +41,11 @@ class Session {
   void set_lora(const LoraSet* lora) { lora_ = lora; }
   const LoraSet* lora() const { return lora_; }
 
+  // For restoring a saved state (the C API): write the cache's rows back through
+  // cache_for_restore(), then set the position and the last logits they lead to.
+  KvCache& cache_for_restore() { return cache_; }
+  void restore(int n_past, std::vector<float> logits);
+
  private:
   const Model& model_;
   ThreadPool& pool_;
@@ -53,6 +58,7 @@ class Session {
 struct GenerateParams {
   int n_predict = -1;              // tokens to generate; -1: until end of generation or context
   std::vector<std::string> stops;  // generation ends where one of these appears (not printed)
+  std::function<bool()> cancelled;  // asked before each token; true ends with stop_reason "cancelled"
 };
 
 struct GenerateResult {
@@ -60,7 +66,7 @@ struct GenerateResult {
   int n_generated = 0;
   double prompt_seconds = 0;
   double generate_seconds = 0;
-  std::string stop_reason;  // "eog", "length", "stop", "context"
+  std::string stop_reason;  // "eog", "length", "stop", "context", "cancelled"
   std::string text;         // everything passed to on_text
   std::vector<int32_t> tokens;
 };

@@ -31,6 +31,10 @@ GenerateResult generate(Session& session, Sampler& sampler, const Tokenizer& tok
   r.stop_reason = "length";
   auto t1 = clock::now();
   while (params.n_predict < 0 || r.n_generated < params.n_predict) {
+    if (params.cancelled && params.cancelled()) {
+      r.stop_reason = "cancelled";
+      break;
+    }
     int32_t next = sampler.sample(session.logits().data(), n_vocab);
     if (tok.is_eog(next)) {
       r.stop_reason = "eog";

@@ -52,3 +52,16 @@ void Session::truncate(int n) {
 }
 
 }  // namespace slm
+
+namespace slm {
+
+void Session::restore(int n_past, std::vector<float> logits) {
+  if (n_past < 0 || n_past > n_ctx())
+    throw Error("restore: position " + std::to_string(n_past) + " is not in 0.." + std::to_string(n_ctx()));
+  if (!logits.empty() && logits.size() % static_cast<size_t>(model_.n_vocab()) != 0)
+    throw Error("restore: logits are not a multiple of the vocabulary size");
+  n_past_ = n_past;
+  logits_ = std::move(logits);
+}
+
+}  // namespace slm
