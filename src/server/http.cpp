@@ -171,16 +171,22 @@ struct Server {
     return false;
   }
 
-  void completions(const httplib::Request& req, httplib::Response& res, bool chat_api) {
-    if (!loaded(res) || !authorized(req, res)) return;
+  // The checks before a body is parsed: loaded, authorized, within the size limit.
+  bool admit(const httplib::Request& req, httplib::Response& res) {
+    if (!loaded(res) || !authorized(req, res)) return false;
     if (req.body.size() > opt.max_body) {
       ApiError e = status_error(413);
       e.message = "request body of " + std::to_string(req.body.size()) + " bytes is larger than the limit of " +
                   std::to_string(opt.max_body) + " bytes";
       sched->count_error(413);
       send_error(res, e);
-      return;
+      return false;
     }
+    return true;
+  }
+
+  void completions(const httplib::Request& req, httplib::Response& res, bool chat_api) {
+    if (!admit(req, res)) return;
     std::vector<std::shared_ptr<Job>> jobs;
     try {
       CompletionRequest r = parse_completion_request(req.body, chat_api);
@@ -426,6 +432,118 @@ struct Server {
         });
   }
 
+  // POST /v1/responses: the Responses API on the chat machinery (one output, no storage).
+  void responses(const httplib::Request& req, httplib::Response& res) {
+    if (!admit(req, res)) return;
+    std::shared_ptr<Job> job;
+    ResponsesRequest rr;
+    try {
+      rr = parse_responses_request(req.body);
+      CompletionRequest& r = rr.chat;
+      r.model = model_id;  // one model is served, whatever name is sent
+      apply_tool_choice(r, tool_format);
+      LoraSet lora = lora_set_for(r);
+      std::vector<int32_t> prompt;
+      try {
+        ojson extra = ojson::object();
+        if (r.parse_tools()) extra["tools"] = r.tools;
+        prompt = chat->encode(text_only(r.messages), true, extra);
+      } catch (const Error& err) {
+        ApiError e;
+        e.message = std::string("cannot format the conversation: ") + err.what();
+        e.param = "input";
+        throw e;
+      }
+      job = sched->submit(r, prompt, lora);
+    } catch (ApiError& e) {
+      if (e.param == "messages") e.param = "input";
+      if (job) job->cancelled = true;
+      sched->count_error(e.status);
+      send_error(res, e);
+      return;
+    }
+    IdSource ids;
+    const std::string id = responses_id("resp", ids);
+    const int64_t created = unix_now();
+    const int timeout_ms = opt.timeout_s * 1000;
+    const ToolCallFormat format = tool_format;
+    const bool parse_tools = rr.chat.parse_tools();
+    if (!rr.chat.stream) {
+      std::string text;
+      JobEvent ev;
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+      for (;;) {
+        if (!job->next(&ev, 200)) {
+          if (std::chrono::steady_clock::now() > deadline) {
+            job->cancelled = true;
+            ApiError e = status_error(504);
+            e.message = "generation timed out";
+            send_error(res, e);
+            return;
+          }
+          continue;
+        }
+        if (ev.kind == JobEvent::Text) text += ev.text;
+        if (ev.kind == JobEvent::Failed) {
+          ApiError e = status_error(500);
+          e.message = ev.error;
+          send_error(res, e);
+          return;
+        }
+        if (ev.kind == JobEvent::Done) break;
+      }
+      const bool incomplete = ev.finish_reason == "length";
+      ojson output;
+      if (parse_tools) {
+        ToolReply reply = tool_reply(format, text, ids);
+        output = responses_output(text, &reply, incomplete, ids);
+      } else {
+        output = responses_output(text, nullptr, incomplete, ids);
+      }
+      ojson body = responses_object(rr, id, created, incomplete ? "incomplete" : "completed", output, job->prompt_tokens,
+                                    job->completion_tokens);
+      res.set_header("X-Slm-Tokens", std::to_string(job->prompt_tokens) + "+" + std::to_string(job->completion_tokens));
+      res.set_content(body.dump(-1, ' ', false, ojson::error_handler_t::replace), "application/json");
+      return;
+    }
+    auto stream = std::make_shared<ResponsesStream>(std::move(rr), id, created, parse_tools ? &format : nullptr);
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [job, stream, timeout_ms](size_t, httplib::DataSink& sink) {
+          auto send = [&](const std::string& s) { return s.empty() || sink.write(s.data(), s.size()); };
+          if (!send(stream->start())) {
+            job->cancelled = true;
+            return false;
+          }
+          const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+          for (;;) {
+            JobEvent ev;
+            if (!job->next(&ev, 100)) {
+              if (!sink.is_writable() || std::chrono::steady_clock::now() > deadline) {
+                job->cancelled = true;
+                return false;
+              }
+              continue;
+            }
+            if (ev.kind == JobEvent::Text) {
+              if (!send(stream->feed(ev.text))) {
+                job->cancelled = true;
+                return false;
+              }
+              continue;
+            }
+            if (ev.kind == JobEvent::Failed) send(stream->fail(ev.error));
+            else send(stream->finish(ev.finish_reason, job->prompt_tokens, job->completion_tokens));
+            sink.done();
+            return true;
+          }
+        },
+        [job](bool success) {
+          if (!success) job->cancelled = true;
+        });
+  }
+
   std::string metrics() const {
     SchedulerStats s = sched->stats();
     std::string m;
@@ -580,6 +698,7 @@ struct Server {
     http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
       completions(req, res, false);
     });
+    http.Post("/v1/responses", [this](const httplib::Request& req, httplib::Response& res) { responses(req, res); });
     // A known path with the wrong method is a 405 (with Allow), not a 404.
     auto wrong_method = [this](const char* allow) {
       return [this, allow](const httplib::Request&, httplib::Response& res) {
@@ -589,7 +708,7 @@ struct Server {
         res.status = 405;
       };
     };
-    for (const char* path : {"/v1/chat/completions", "/v1/completions"}) {
+    for (const char* path : {"/v1/chat/completions", "/v1/completions", "/v1/responses"}) {
       http.Get(path, wrong_method("POST, OPTIONS"));
       http.Put(path, wrong_method("POST, OPTIONS"));
       http.Delete(path, wrong_method("POST, OPTIONS"));

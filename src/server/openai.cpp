@@ -569,4 +569,402 @@ ojson completion_chunk(const CompletionRequest& req, const std::string& id, int6
           {"choices", ojson::array({choice})}};
 }
 
+// ---- /v1/responses ------------------------------------------------------------------------
+
+namespace {
+
+std::string str_field(const ojson& o, const char* key, const std::string& where, bool required = true) {
+  if (!o.contains(key) || o[key].is_null()) {
+    if (required) bad(where + "." + key, "'" + where + "." + key + "' is required");
+    return "";
+  }
+  if (!o[key].is_string()) bad(where + "." + key, "'" + where + "." + key + "' must be a string, got " + json_kind(o[key]));
+  return o[key].get<std::string>();
+}
+
+// A Responses message content → chat content (text parts).
+ojson responses_content(const ojson& c, const std::string& where) {
+  if (c.is_string()) return c;
+  if (!c.is_array()) bad(where, "'" + where + "' must be a string or an array of parts, got " + json_kind(c));
+  ojson parts = ojson::array();
+  for (size_t k = 0; k < c.size(); ++k) {
+    const std::string w = where + "[" + std::to_string(k) + "]";
+    const ojson& part = c[k];
+    if (!part.is_object() || !part.contains("type") || !part["type"].is_string())
+      bad(w, "'" + w + "' must be an object with a 'type'");
+    const std::string type = part["type"];
+    if (type != "input_text" && type != "output_text" && type != "text")
+      bad(w, "'" + w + ".type' is '" + type + "': content parts of this type are not supported by this server (text only)");
+    parts.push_back({{"type", "text"}, {"text", str_field(part, "text", w)}});
+  }
+  return parts;
+}
+
+}  // namespace
+
+std::string responses_id(const char* prefix, IdSource& ids) {
+  return std::string(prefix) + "_" + ids.openai_id().substr(5);  // openai_id(): "call_" + 24
+}
+
+ResponsesRequest parse_responses_request(const std::string& body_text) {
+  if (json_nesting_depth(body_text) > kMaxRequestDepth)
+    bad("", "the request body is nested more than " + std::to_string(kMaxRequestDepth) + " levels deep");
+  ojson body;
+  try {
+    body = ojson::parse(body_text);
+  } catch (const ojson::exception& e) {
+    bad("", std::string("malformed JSON in the request body: ") + e.what());
+  }
+  if (!body.is_object()) bad("", std::string("the request body must be a JSON object, got ") + json_kind(body));
+  static const char* const kKnown[] = {
+      "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream", "text", "tools",
+      "tool_choice", "parallel_tool_calls", "store", "metadata", "user", "previous_response_id", "include",
+      "reasoning", "truncation", "service_tier", "background", "stream_options", "prompt_cache_key",
+      "safety_identifier", "top_logprobs"};
+  for (auto it = body.begin(); it != body.end(); ++it)
+    if (std::find_if(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return it.key() == k; }) ==
+        std::end(kKnown))
+      bad(it.key(), "unknown field '" + it.key() + "' for /v1/responses");
+  auto given = [&](const char* key) { return body.contains(key) && !body[key].is_null(); };
+  auto refuse = [&](const char* key, const std::string& why) {
+    bad(key, "'" + std::string(key) + "' is not supported by this server (" + why + ")");
+  };
+  if (given("previous_response_id")) refuse("previous_response_id", "responses are not stored; send the whole conversation in 'input'");
+  if (given("background") && get_bool(body, "background", false)) refuse("background", "background responses");
+  if (given("include") && !(body["include"].is_array() && body["include"].empty()))
+    refuse("include", "no additional output data is available");
+  if (given("reasoning") && !(body["reasoning"].is_object() && body["reasoning"].empty()))
+    refuse("reasoning", "reasoning options");
+  if (given("truncation") && body["truncation"] != "disabled") refuse("truncation", "only \"disabled\"");
+  if (given("top_logprobs") && get_integer(body, "top_logprobs", 0, 20, 0) != 0) refuse("top_logprobs", "log-probabilities");
+  get_bool(body, "store", false);  // accepted either way: nothing is stored
+  if (given("metadata") && !body["metadata"].is_object()) bad("metadata", "'metadata' must be an object");
+  for (const char* key : {"user", "service_tier", "prompt_cache_key", "safety_identifier"})
+    if (given(key) && !body[key].is_string()) bad(key, std::string("'") + key + "' must be a string");
+  if (given("stream_options") && !body["stream_options"].is_object()) bad("stream_options", "'stream_options' must be an object");
+
+  ojson chat = ojson::object();
+  if (body.contains("model")) chat["model"] = body["model"];
+  ojson messages = ojson::array();
+  std::string instructions;
+  if (given("instructions")) {
+    instructions = str_field(body, "instructions", "body");
+    messages.push_back({{"role", "system"}, {"content", instructions}});
+  }
+  if (!given("input")) bad("input", "'input' is required");
+  const ojson& input = body["input"];
+  if (input.is_string()) {
+    messages.push_back({{"role", "user"}, {"content", input}});
+  } else if (input.is_array()) {
+    std::vector<std::pair<std::string, std::string>> call_names;  // call_id → name
+    for (size_t k = 0; k < input.size(); ++k) {
+      const std::string where = "input[" + std::to_string(k) + "]";
+      const ojson& item = input[k];
+      if (!item.is_object()) bad(where, "'" + where + "' must be an object");
+      const std::string type = item.contains("type") && item["type"].is_string() ? item["type"].get<std::string>() : "message";
+      if (type == "message") {
+        const std::string role = str_field(item, "role", where);
+        if (role != "user" && role != "assistant" && role != "system" && role != "developer")
+          bad(where + ".role", "'" + where + ".role' is '" + role + "'; expected user, assistant, system or developer");
+        if (!item.contains("content")) bad(where + ".content", "'" + where + ".content' is required");
+        messages.push_back({{"role", role}, {"content", responses_content(item["content"], where + ".content")}});
+      } else if (type == "function_call") {
+        const std::string call_id = str_field(item, "call_id", where);
+        const std::string name = str_field(item, "name", where);
+        const std::string arguments = str_field(item, "arguments", where);
+        call_names.emplace_back(call_id, name);
+        ojson call = {{"id", call_id}, {"type", "function"}, {"function", {{"name", name}, {"arguments", arguments}}}};
+        // Calls right after an assistant turn belong to it (text, then calls, in one turn).
+        if (!messages.empty() && messages.back()["role"] == "assistant") {
+          ojson& m = messages.back();
+          if (!m.contains("tool_calls")) m["tool_calls"] = ojson::array();
+          m["tool_calls"].push_back(call);
+        } else {
+          messages.push_back({{"role", "assistant"}, {"content", nullptr}, {"tool_calls", ojson::array({call})}});
+        }
+      } else if (type == "function_call_output") {
+        const std::string call_id = str_field(item, "call_id", where);
+        if (!item.contains("output")) bad(where + ".output", "'" + where + ".output' is required");
+        ojson m = {{"role", "tool"}, {"tool_call_id", call_id},
+                   {"content", responses_content(item["output"], where + ".output")}};
+        for (const auto& [id, name] : call_names)
+          if (id == call_id) m["name"] = name;
+        messages.push_back(m);
+      } else {
+        bad(where + ".type", "'" + where + ".type' is '" + type +
+                                 "': input items of this type are not supported by this server (message, function_call, "
+                                 "function_call_output)");
+      }
+    }
+  } else {
+    bad("input", std::string("'input' must be a string or an array of items, got ") + json_kind(input));
+  }
+  if (messages.empty()) bad("input", "'input' must not be empty");
+  chat["messages"] = messages;
+  for (const char* key : {"temperature", "top_p", "stream", "parallel_tool_calls"})
+    if (body.contains(key)) chat[key] = body[key];
+  if (given("max_output_tokens")) chat["max_tokens"] = get_integer(body, "max_output_tokens", 1, 1 << 24, 0);
+
+  ojson text = {{"format", {{"type", "text"}}}};
+  if (given("text")) {
+    const ojson& t = body["text"];
+    if (!t.is_object()) bad("text", "'text' must be an object");
+    for (auto it = t.begin(); it != t.end(); ++it)
+      if (it.key() != "format" && it.key() != "verbosity") bad("text", "'text' has an unknown field '" + it.key() + "'");
+    if (t.contains("verbosity") && !t["verbosity"].is_null() && t["verbosity"] != "medium")
+      refuse("text", "'text.verbosity' other than medium");
+    if (t.contains("format") && !t["format"].is_null()) {
+      const ojson& f = t["format"];
+      if (!f.is_object() || !f.contains("type") || !f["type"].is_string())
+        bad("text.format", "'text.format' must be an object with a 'type'");
+      const std::string type = f["type"];
+      if (type == "json_object") {
+        chat["response_format"] = {{"type", "json_object"}};
+      } else if (type == "json_schema") {
+        ojson js = ojson::object();
+        js["name"] = str_field(f, "name", "text.format", false);
+        if (f.contains("strict")) js["strict"] = f["strict"];
+        if (!f.contains("schema") || !f["schema"].is_object())
+          bad("text.format.schema", "'text.format.schema' must be a JSON Schema object");
+        js["schema"] = f["schema"];
+        chat["response_format"] = {{"type", "json_schema"}, {"json_schema", js}};
+      } else if (type != "text") {
+        bad("text.format.type", "'text.format.type' is '" + type + "'; expected text, json_object or json_schema");
+      }
+      text["format"] = f;
+    }
+  }
+  ojson tools = ojson::array();
+  if (given("tools")) {
+    const ojson& ts = body["tools"];
+    if (!ts.is_array()) bad("tools", std::string("'tools' must be an array, got ") + json_kind(ts));
+    ojson chat_tools = ojson::array();
+    for (size_t k = 0; k < ts.size(); ++k) {
+      const std::string where = "tools[" + std::to_string(k) + "]";
+      const ojson& t = ts[k];
+      if (!t.is_object() || !t.contains("type") || !t["type"].is_string()) bad(where, "'" + where + "' must be an object with a 'type'");
+      if (t["type"] != "function")
+        bad(where + ".type", "'" + where + ".type' is " + t["type"].dump() + ": tools of this type are not supported by this server (function only)");
+      ojson f = {{"name", t.contains("name") ? t["name"] : ojson(nullptr)}};
+      for (const char* key : {"description", "parameters", "strict"})
+        if (t.contains(key)) f[key] = t[key];
+      chat_tools.push_back({{"type", "function"}, {"function", f}});
+    }
+    chat["tools"] = chat_tools;
+    tools = ts;
+  }
+  ojson tool_choice = tools.empty() ? ojson("none") : ojson("auto");
+  if (given("tool_choice")) {
+    const ojson& tc = body["tool_choice"];
+    if (tc.is_object()) {
+      if (!tc.contains("type") || tc["type"] != "function" || !tc.contains("name") || !tc["name"].is_string())
+        bad("tool_choice", "'tool_choice' must be none, auto, required or {\"type\":\"function\",\"name\":...}");
+      chat["tool_choice"] = {{"type", "function"}, {"function", {{"name", tc["name"]}}}};
+    } else {
+      chat["tool_choice"] = tc;
+    }
+    tool_choice = tc;
+  }
+
+  ResponsesRequest r;
+  try {
+    r.chat = parse_completion_request(chat.dump(), true);
+  } catch (ApiError& e) {
+    // Name the Responses field, not its chat translation.
+    auto rename = [&](const std::string& from, const std::string& to) {
+      for (std::string* s : {&e.param, &e.message})
+        for (size_t at = 0; (at = s->find(from, at)) != std::string::npos; at += to.size()) s->replace(at, from.size(), to);
+    };
+    rename("max_tokens", "max_output_tokens");
+    rename("response_format.json_schema.schema", "text.format.schema");
+    rename("response_format", "text.format");
+    rename(".function.", ".");
+    rename("messages", "input");
+    throw;
+  }
+  r.echo = {{"instructions", given("instructions") ? ojson(instructions) : ojson(nullptr)},
+            {"max_output_tokens", given("max_output_tokens") ? body["max_output_tokens"] : ojson(nullptr)},
+            {"metadata", given("metadata") ? body["metadata"] : ojson::object()},
+            {"parallel_tool_calls", r.chat.parallel_tool_calls},
+            {"temperature", r.chat.sampling.temperature},
+            {"top_p", r.chat.sampling.top_p},
+            {"text", text},
+            {"tool_choice", tool_choice},
+            {"tools", tools},
+            {"store", false},  // accepted, never stored: this server keeps no responses
+            {"truncation", "disabled"},
+            {"user", given("user") ? body["user"] : ojson(nullptr)}};
+  return r;
+}
+
+ojson responses_object(const ResponsesRequest& r, const std::string& id, int64_t created, const std::string& status,
+                       const ojson& output, int prompt_tokens, int completion_tokens) {
+  ojson o = {{"id", id},
+             {"object", "response"},
+             {"created_at", created},
+             {"status", status},
+             {"error", nullptr},
+             {"incomplete_details", status == "incomplete" ? ojson{{"reason", "max_output_tokens"}} : ojson(nullptr)},
+             {"model", r.chat.model},
+             {"output", output},
+             {"previous_response_id", nullptr},
+             {"reasoning", nullptr}};
+  o.update(r.echo);
+  // Floats echoed as sent (0.7, not 0.699999988).
+  o["temperature"] = double(std::round(double(r.chat.sampling.temperature) * 1e6) / 1e6);
+  o["top_p"] = double(std::round(double(r.chat.sampling.top_p) * 1e6) / 1e6);
+  o["usage"] = status == "in_progress"
+                   ? ojson(nullptr)
+                   : ojson{{"input_tokens", prompt_tokens},
+                           {"input_tokens_details", {{"cached_tokens", 0}}},
+                           {"output_tokens", completion_tokens},
+                           {"output_tokens_details", {{"reasoning_tokens", 0}}},
+                           {"total_tokens", prompt_tokens + completion_tokens}};
+  return o;
+}
+
+namespace {
+ojson message_item(const std::string& id, const std::string& text, const char* status) {
+  return {{"type", "message"}, {"id", id}, {"status", status}, {"role", "assistant"},
+          {"content", ojson::array({{{"type", "output_text"}, {"text", text}, {"annotations", ojson::array()}}})}};
+}
+ojson call_item(const std::string& id, const std::string& call_id, const std::string& name, const std::string& arguments,
+                const char* status) {
+  return {{"type", "function_call"}, {"id", id},        {"call_id", call_id},
+          {"name", name},            {"arguments", arguments}, {"status", status}};
+}
+}  // namespace
+
+ojson responses_output(const std::string& text, const ToolReply* calls, bool incomplete, IdSource& ids) {
+  ojson out = ojson::array();
+  const char* status = incomplete ? "incomplete" : "completed";
+  const bool has_calls = calls && !calls->tool_calls.empty();
+  const std::string content = calls ? calls->content : text;
+  if (!has_calls || !content.empty()) out.push_back(message_item(responses_id("msg", ids), content, status));
+  if (has_calls)
+    for (const ojson& c : calls->tool_calls)
+      out.push_back(call_item(responses_id("fc", ids), c["id"], c["function"]["name"], c["function"]["arguments"], status));
+  return out;
+}
+
+ResponsesStream::ResponsesStream(ResponsesRequest r, std::string id, int64_t created, const ToolCallFormat* tools)
+    : req_(std::move(r)), id_(std::move(id)), created_(created) {
+  if (tools) {
+    call_ids_ = std::make_unique<IdSource>();
+    tools_ = std::make_unique<ToolDeltaStream>(*tools, *call_ids_);
+  }
+}
+
+std::string ResponsesStream::event(const char* type, ojson data) {
+  ojson j = {{"type", type}, {"sequence_number", seq_++}};
+  j.update(data);
+  return std::string("event: ") + type + "\ndata: " + j.dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n\n";
+}
+
+std::string ResponsesStream::start() {
+  const ojson o = responses_object(req_, id_, created_, "in_progress", ojson::array(), 0, 0);
+  std::string out = event("response.created", {{"response", o}});
+  return out + event("response.in_progress", {{"response", o}});
+}
+
+void ResponsesStream::open_message(std::string& out) {
+  {
+    ojson item = message_item(responses_id("msg", ids_), "", "in_progress");
+    item["content"] = ojson::array();
+    output_.push_back(item);
+    out += event("response.output_item.added", {{"output_index", output_.size() - 1}, {"item", item}});
+    out += event("response.content_part.added", {{"item_id", item["id"]}, {"output_index", output_.size() - 1},
+                                                 {"content_index", 0},
+                                                 {"part", {{"type", "output_text"}, {"text", ""}, {"annotations", ojson::array()}}}});
+    output_.back()["content"] = ojson::array({{{"type", "output_text"}, {"text", ""}, {"annotations", ojson::array()}}});
+    open_ = message;
+  }
+}
+
+void ResponsesStream::text(const std::string& delta, std::string& out) {
+  if (delta.empty()) return;
+  if (open_ == call) close(out);
+  if (open_ == none) open_message(out);
+  ojson& item = output_.back();
+  item["content"][0]["text"] = item["content"][0]["text"].get<std::string>() + delta;
+  out += event("response.output_text.delta", {{"item_id", item["id"]}, {"output_index", output_.size() - 1},
+                                              {"content_index", 0}, {"delta", delta}, {"logprobs", ojson::array()}});
+}
+
+void ResponsesStream::call_start(const std::string& call_id, const std::string& name, std::string& out) {
+  close(out);
+  ojson item = call_item(responses_id("fc", ids_), call_id, name, "", "in_progress");
+  output_.push_back(item);
+  out += event("response.output_item.added", {{"output_index", output_.size() - 1}, {"item", item}});
+  open_ = call;
+}
+
+void ResponsesStream::call_arguments(const std::string& delta, std::string& out) {
+  if (open_ != call || delta.empty()) return;
+  ojson& item = output_.back();
+  item["arguments"] = item["arguments"].get<std::string>() + delta;
+  out += event("response.function_call_arguments.delta",
+               {{"item_id", item["id"]}, {"output_index", output_.size() - 1}, {"delta", delta}});
+}
+
+void ResponsesStream::close(std::string& out, bool incomplete) {
+  if (open_ == none) return;
+  ojson& item = output_.back();
+  const size_t index = output_.size() - 1;
+  item["status"] = incomplete ? "incomplete" : "completed";
+  if (open_ == message) {
+    const ojson& part = item["content"][0];
+    out += event("response.output_text.done", {{"item_id", item["id"]}, {"output_index", index}, {"content_index", 0},
+                                               {"text", part["text"]}, {"logprobs", ojson::array()}});
+    out += event("response.content_part.done",
+                 {{"item_id", item["id"]}, {"output_index", index}, {"content_index", 0}, {"part", part}});
+  } else {
+    out += event("response.function_call_arguments.done",
+                 {{"item_id", item["id"]}, {"output_index", index}, {"arguments", item["arguments"]}});
+  }
+  out += event("response.output_item.done", {{"output_index", index}, {"item", item}});
+  open_ = none;
+}
+
+void ResponsesStream::deltas(const std::vector<ojson>& ds, std::string& out) {
+  for (const ojson& d : ds) {
+    if (d.contains("content")) text(d["content"].get<std::string>(), out);
+    if (!d.contains("tool_calls")) continue;
+    for (const ojson& c : d["tool_calls"]) {
+      if (c.contains("id")) call_start(c["id"], c["function"]["name"], out);
+      if (c.contains("function") && c["function"].contains("arguments"))
+        call_arguments(c["function"]["arguments"].get<std::string>(), out);
+    }
+  }
+}
+
+std::string ResponsesStream::feed(const std::string& t) {
+  std::string out;
+  if (tools_) deltas(tools_->feed(t), out);
+  else text(t, out);
+  return out;
+}
+
+std::string ResponsesStream::finish(const std::string& finish_reason, int prompt_tokens, int completion_tokens) {
+  std::string out;
+  if (tools_) deltas(tools_->finish(), out);
+  const bool incomplete = finish_reason == "length";
+  // A reply with no text and no calls is still one (empty) message, as when not streamed.
+  if (output_.empty()) open_message(out);
+  close(out, incomplete);
+  const std::string status = incomplete ? "incomplete" : "completed";
+  const ojson o = responses_object(req_, id_, created_, status, output_, prompt_tokens, completion_tokens);
+  out += event(incomplete ? "response.incomplete" : "response.completed", {{"response", o}});
+  return out;
+}
+
+std::string ResponsesStream::fail(const std::string& message) {
+  std::string out;
+  close(out, true);
+  ojson o = responses_object(req_, id_, created_, "failed", output_, 0, 0);
+  o["error"] = {{"code", "server_error"}, {"message", message}};
+  out += event("response.failed", {{"response", o}});
+  return out;
+}
+
 }  // namespace slm::server

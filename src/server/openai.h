@@ -2,6 +2,7 @@
 // /v1/chat/completions or /v1/completions body, and building the JSON slm answers with.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -130,5 +131,61 @@ ojson completion_response(const CompletionRequest& req, const std::string& id, i
 // One streamed chunk: text delta (chat: in choices[0].delta), finish_reason when set.
 ojson completion_chunk(const CompletionRequest& req, const std::string& id, int64_t created,
                        const std::string& text, const std::string* finish_reason, bool first);
+
+// ---- POST /v1/responses (OpenAI's Responses API), mapped onto a chat completion ----------
+
+struct ResponsesRequest {
+  CompletionRequest chat;  // the request as a chat completion (messages, tools, grammar, ...)
+  ojson echo;              // the fields a response object echoes (instructions, tools, text, ...)
+};
+// Parses and validates a /v1/responses body: input (a string or message / function_call /
+// function_call_output items), instructions, text.format, flat tools, tool_choice, ... Unknown
+// fields and features slm does not have (previous_response_id, background, non-function tools,
+// non-text inputs) are refused. Throws ApiError (400) naming the field at fault.
+ResponsesRequest parse_responses_request(const std::string& body);
+
+// "<prefix>_" + 24 alphanumerics ("resp", "msg", "fc").
+std::string responses_id(const char* prefix, IdSource& ids);
+
+// The response object: status "in_progress" / "completed" / "incomplete" (the finish reason
+// "length": incomplete_details {reason: "max_output_tokens"}), the output items and usage.
+ojson responses_object(const ResponsesRequest& r, const std::string& id, int64_t created, const std::string& status,
+                       const ojson& output, int prompt_tokens, int completion_tokens);
+// The output items of a finished reply: a message (unless the reply is only tool calls)
+// and one function_call item per call.
+ojson responses_output(const std::string& text, const ToolReply* calls, bool incomplete, IdSource& ids);
+
+// Streaming: generated text in, Server-Sent Events out ("event: <type>\ndata: {...}\n\n",
+// each with its sequence_number): response.created / in_progress, output_item.added,
+// content_part.added, output_text.delta ... done, function_call_arguments.delta / done,
+// output_item.done, then response.completed (or response.incomplete) with the full object.
+class ResponsesStream {
+ public:
+  // tools: the reply is parsed for calls in this format (nullptr: plain text).
+  ResponsesStream(ResponsesRequest r, std::string id, int64_t created, const ToolCallFormat* tools);
+  std::string start();
+  std::string feed(const std::string& text);
+  std::string finish(const std::string& finish_reason, int prompt_tokens, int completion_tokens);
+  std::string fail(const std::string& message);
+
+ private:
+  std::string event(const char* type, ojson data);
+  void open_message(std::string& out);
+  void text(const std::string& delta, std::string& out);
+  void call_start(const std::string& call_id, const std::string& name, std::string& out);
+  void call_arguments(const std::string& delta, std::string& out);
+  void close(std::string& out, bool incomplete = false);
+  void deltas(const std::vector<ojson>& ds, std::string& out);
+
+  ResponsesRequest req_;
+  std::string id_;
+  int64_t created_;
+  IdSource ids_;
+  std::unique_ptr<IdSource> call_ids_;
+  std::unique_ptr<ToolDeltaStream> tools_;
+  ojson output_ = ojson::array();
+  enum { none, message, call } open_ = none;
+  int64_t seq_ = 0;
+};
 
 }  // namespace slm::server

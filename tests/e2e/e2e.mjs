@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import OpenAI from 'openai';
+import { checker, startServer as startHarnessServer } from './harness.mjs';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 
@@ -14,17 +15,8 @@ const model = `${shared}/models/stories260K.gguf`;
 const KEY = 'sk-test-e2e';
 
 function startServer(extra = [], modelFile = model, ctx = 256) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(bin, ['serve', '-m', modelFile, '--port', '0', '--parallel', '4', '--ctx', String(ctx), '-t', '2',
-                          '--api-key', KEY, '--max-body', '65536', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d) => {
-      err += d.toString();
-      const m = err.match(/ready on http:\/\/[^:]+:(\d+)/);
-      if (m) resolve({ proc: p, port: Number(m[1]), log: () => err });
-    });
-    p.on('exit', (code) => reject(new Error(`server exited ${code}: ${err}`)));
-  });
+  return startHarnessServer(bin, ['-m', modelFile, '--port', '0', '--parallel', '4', '--ctx', String(ctx), '-t', '2',
+                                  '--api-key', KEY, '--max-body', '65536', ...extra]);
 }
 
 function rawRequest(port, method, path, body, headers = {}) {
@@ -41,18 +33,7 @@ function rawRequest(port, method, path, body, headers = {}) {
   });
 }
 
-const results = [];
-async function check(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    results.push(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    results.push(`FAIL ${name}: ${e.stack || e}`);
-    console.log(results.join('\n'));
-    throw e;
-  }
-}
+const { check, results } = checker({ stopAtFirst: true });
 
 const server = await startServer();
 const client = new OpenAI({ apiKey: KEY, baseURL: `http://127.0.0.1:${server.port}/v1`, maxRetries: 0, timeout: 60000 });

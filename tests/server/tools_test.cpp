@@ -435,3 +435,49 @@ TEST_F(ServerTools, ToolResultsRenderAndNoneGivesText) {
   EXPECT_TRUE(r["choices"][0]["message"]["content"].is_string());
   EXPECT_FALSE(r["choices"][0]["message"].contains("tool_calls"));
 }
+
+// POST /v1/responses over HTTP: plain text (non-streamed and streamed agree at temperature
+// 0), and a forced function call as a function_call item, streamed as its events.
+TEST_F(ServerTools, ResponsesEndpoint) {
+  json body = {{"model", "m"}, {"input", "Once upon a time"}, {"max_output_tokens", 12}, {"temperature", 0}};
+  json r = ok(g_plain, "/v1/responses", body);
+  ASSERT_FALSE(r.is_null());
+  EXPECT_EQ(r["object"], "response");
+  EXPECT_EQ(r["id"].get<std::string>().rfind("resp_", 0), 0u);
+  EXPECT_EQ(r["output"][0]["type"], "message");
+  EXPECT_EQ(r["usage"]["output_tokens"], 12);
+  EXPECT_EQ(r["status"], "incomplete");
+  const std::string text = r["output"][0]["content"][0]["text"];
+  body["stream"] = true;
+  auto res = post(g_plain, "/v1/responses", body);
+  ASSERT_TRUE(res && res->status == 200);
+  std::istringstream in(res->body);
+  std::string line, joined;
+  json last;
+  int seq = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind("data: ", 0) != 0) continue;
+    last = json::parse(line.substr(6));
+    EXPECT_EQ(last["sequence_number"], seq++);
+    if (last["type"] == "response.output_text.delta") joined += last["delta"].get<std::string>();
+  }
+  EXPECT_EQ(joined, text);
+  EXPECT_EQ(last["type"], "response.incomplete");
+
+  json tools_body = {{"input", "Weather in Oslo?"},
+                     {"max_output_tokens", 300},
+                     {"tools", {{{"type", "function"},
+                                 {"name", "get_weather"},
+                                 {"description", "The weather in a city."},
+                                 {"parameters", json::parse(kTool)["function"]["parameters"]}}}},
+                     {"tool_choice", "required"}};
+  r = ok(g_hermes, "/v1/responses", tools_body);
+  ASSERT_FALSE(r.is_null());
+  ASSERT_EQ(r["output"].size(), 1u) << r.dump();
+  EXPECT_EQ(r["output"][0]["type"], "function_call");
+  EXPECT_EQ(r["output"][0]["name"], "get_weather");
+  expect_weather_arguments(r["output"][0]["arguments"]);
+  auto bad = post(g_plain, "/v1/responses", {{"input", "x"}, {"previous_response_id", "resp_1"}});
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+}
