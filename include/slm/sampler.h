@@ -47,6 +47,8 @@ void check_grammar(std::string_view gbnf);
 // GBNF for the JSON texts a JSON Schema (given as JSON text) accepts, compact, keys in the
 // schema's order. Throws slm::Error naming an unsupported keyword and where it is.
 std::string json_schema_grammar(std::string_view schema_json);
+// A GBNF string literal matching exactly these bytes (UTF-8), for building grammars.
+std::string gbnf_literal(std::string_view text);
 // GBNF for any JSON object.
 std::string json_object_grammar();
 

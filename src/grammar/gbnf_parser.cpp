@@ -227,12 +227,8 @@ class GbnfParser {
   uint32_t parse_hex(int digits, size_t escape_pos) {
     uint32_t v = 0;
     for (int i = 0; i < digits; ++i) {
-      const char c = peek();
-      int d;
-      if (c >= '0' && c <= '9') d = c - '0';
-      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-      else fail_at(escape_pos, "escape needs " + std::to_string(digits) + " hex digits");
+      const int d = hex_digit(peek());
+      if (d < 0) fail_at(escape_pos, "escape needs " + std::to_string(digits) + " hex digits");
       v = v * 16 + static_cast<uint32_t>(d);
       ++pos_;
     }

@@ -214,12 +214,8 @@ class PatternParser {
   uint32_t parse_hex(int digits) {
     uint32_t v = 0;
     for (int i = 0; i < digits; ++i) {
-      const char c = peek();
-      int d;
-      if (c >= '0' && c <= '9') d = c - '0';
-      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-      else fail("bad hex escape");
+      const int d = hex_digit(peek());
+      if (d < 0) fail("bad hex escape");
       v = v * 16 + static_cast<uint32_t>(d);
       ++pos_;
     }

@@ -14,6 +14,15 @@ namespace slm::grammar {
 
 inline constexpr uint32_t kMaxCodePoint = 0x10FFFF;
 
+// The value of a hexadecimal digit, -1 for any other character (escapes in GBNF and in
+// JSON Schema patterns).
+inline int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 struct CharRange {
   uint32_t lo = 0, hi = 0;  // inclusive code points
 };

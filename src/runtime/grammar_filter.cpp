@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "grammar/grammar.h"
+#include "grammar/schema_parts.h"
 #include "slm/error.h"
 #include "slm/sampler.h"
 
@@ -46,6 +47,8 @@ std::string json_schema_grammar(std::string_view schema_json) {
   }
   return grammar::json_schema_to_gbnf(schema);
 }
+
+std::string gbnf_literal(std::string_view text) { return grammar::schema::literal(text); }
 
 std::string json_object_grammar() { return grammar::json_any_object_gbnf(); }
 
