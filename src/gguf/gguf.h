@@ -2,6 +2,7 @@
 // GgufWriter: writes metadata and tensors with correct alignment, atomically (temp + rename).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -127,6 +128,11 @@ class GgufWriter {
   // until write() returns.
   void add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> ne,
                   const void* data, size_t nbytes);
+  // Adds a tensor whose bytes are made only when write() reaches it: `fill` writes exactly
+  // row_bytes(type, ne[0]) * rows bytes into the buffer it is given. One buffer (the largest
+  // such tensor) is reused, so writing a converted model needs memory for one tensor, not all.
+  using Fill = std::function<void(uint8_t* dst)>;
+  void add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> ne, Fill fill);
   // Writes PATH.tmp then renames it to PATH. Throws slm::Error on I/O failure.
   void write(const std::string& path) const;
 
@@ -137,6 +143,7 @@ class GgufWriter {
     std::vector<int64_t> ne;
     const void* data;
     size_t nbytes;
+    Fill fill;  // set when data is made at write time
   };
   uint32_t alignment_;
   std::vector<std::pair<std::string, GgufValue>> kv_;

@@ -88,6 +88,15 @@ void GgufWriter::set(const std::string& key, GgufValue value) {
   kv_.emplace_back(key, std::move(value));
 }
 
+void GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> ne, Fill fill) {
+  if (ne.empty() || ne.size() > 4) throw Error("GGUF writer: tensor '" + name + "' must have 1..4 dims");
+  int64_t rows = 1;
+  for (size_t d = 1; d < ne.size(); ++d) rows *= ne[d];
+  const size_t nbytes = row_bytes(type, ne[0]) * static_cast<size_t>(rows);
+  add_tensor(name, type, std::move(ne), nullptr, nbytes);
+  tensors_.back().fill = std::move(fill);
+}
+
 void GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> ne,
                             const void* data, size_t nbytes) {
   if (ne.empty() || ne.size() > 4) throw Error("GGUF writer: tensor '" + name + "' must have 1..4 dims");
@@ -100,7 +109,7 @@ void GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<
                 " bytes, its shape needs " + std::to_string(row_bytes(type, ne[0]) * rows));
   for (const Tensor& t : tensors_)
     if (t.name == name) throw Error("GGUF writer: duplicate tensor '" + name + "'");
-  tensors_.push_back({name, type, std::move(ne), data, nbytes});
+  tensors_.push_back({name, type, std::move(ne), data, nbytes, nullptr});
 }
 
 void GgufWriter::write(const std::string& path) const {
@@ -135,8 +144,15 @@ void GgufWriter::write(const std::string& path) const {
       offset += t.nbytes + (alignment_ - t.nbytes % alignment_) % alignment_;
     }
     o.pad_to(alignment_);
+    std::vector<uint8_t> made;  // reused by every tensor made at write time
     for (const Tensor& t : tensors_) {
-      o.bytes(t.data, t.nbytes);
+      if (t.fill) {
+        made.resize(t.nbytes);
+        t.fill(made.data());
+        o.bytes(made.data(), t.nbytes);
+      } else {
+        o.bytes(t.data, t.nbytes);
+      }
       o.pad_to(alignment_);
     }
     o.close();
