@@ -21,5 +21,6 @@ Action add_chat(CLI::App& app);
 Action add_lora(CLI::App& app);
 Action add_finetune(CLI::App& app);
 Action add_perplexity(CLI::App& app);
+Action add_convert(CLI::App& app);
 
 }  // namespace slm::cli

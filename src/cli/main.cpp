@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
   add(slm::cli::add_tokenize);
   add(slm::cli::add_template);
   add(slm::cli::add_quantize);
+  add(slm::cli::add_convert);
   add(slm::cli::add_lora);
   add(slm::cli::add_finetune);
   add(slm::cli::add_perplexity);
