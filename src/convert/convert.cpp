@@ -11,7 +11,9 @@
 #include <map>
 #include <optional>
 #include <thread>
+#include <unistd.h>
 
+#include "convert/bpe_pre.h"
 #include "convert/hf_families.h"
 #include "convert/hf_vocab.h"
 #include "convert/safetensors.h"
@@ -241,6 +243,32 @@ void write_vocab(const HfVocab& v, GgufWriter& w) {
   if (v.chat_template) w.set("tokenizer.chat_template", GgufValue::make_string(*v.chat_template));
 }
 
+// The reference names a BPE pre-tokenizer after the hash of one check text's ids; where the
+// split regexes fit several names, that hash says which one it would write.
+void name_pre_by_check_hash(HfVocab& v) {
+  if (v.model != "gpt2") return;
+  const fs::path tmp = fs::temp_directory_path() / ("slm-convert-vocab-" + std::to_string(getpid()) + ".gguf");
+  std::string hash;
+  try {
+    GgufWriter w;
+    w.set("general.architecture", GgufValue::make_string("llama"));
+    write_vocab(v, w);
+    w.write(tmp.string());
+    hash = check_hash_of(tmp.string());
+  } catch (const std::exception&) {
+    // slm cannot tokenize with these regexes: the regex match stands.
+  }
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  if (const char* name = pre_for_check_hash(hash)) {
+    v.pre = name;
+    return;
+  }
+  if (!v.pre_alternatives.empty())
+    std::fprintf(stderr, "note: pre-tokenizer written as %s, the first of the names with its regexes (also %s); "
+                 "pass --pre NAME to choose\n", v.pre.c_str(), v.pre_alternatives.c_str());
+}
+
 void check_destination(const std::string& out) {
   if (out.empty()) throw Error("convert: give -o OUT.gguf");
   std::error_code ec;
@@ -282,7 +310,8 @@ ConvertResult convert_hf(const ConvertOptions& o) {
   const bool reference_rules = !target.k_mixture && (target.base == GgmlType::F32 || target.base == GgmlType::F16 ||
                                                      target.base == GgmlType::BF16 || target.base == GgmlType::Q8_0);
 
-  const HfVocab vocab = read_hf_vocab(o.dir, cfg, dims.n_vocab, o.pre);
+  HfVocab vocab = read_hf_vocab(o.dir, cfg, dims.n_vocab, o.pre);
+  if (o.pre.empty()) name_pre_by_check_hash(vocab);
 
   // ---- plan every output tensor ----
   std::vector<GeneratedTensor> generated = fam.generated(cfg, dims);

@@ -322,16 +322,13 @@ std::string describe_steps(const std::vector<std::string>& steps) {
   return s;
 }
 
-std::string detect_pre(const json& tokenizer_json, const std::string& file) {
+std::string detect_pre(const json& tokenizer_json, const std::string& file, std::string& also) {
   std::vector<std::string> steps;
   pre_steps(member(tokenizer_json, "pre_tokenizer"), file, 0, steps);
   for (const PreEntry& e : pre_table()) {
     if (e.steps.size() != steps.size()) continue;
     if (!std::equal(steps.begin(), steps.end(), e.steps.begin())) continue;
-    // Several llama.cpp names may share one regex set and differ in other flags; say so.
-    if (*e.also)
-      std::fprintf(stderr, "note: pre-tokenizer detected as %s (also used by %s; pass --pre NAME to choose)\n", e.name,
-                   e.also);
+    also = e.also;  // the check hash (bpe_pre.h) chooses among them
     return e.name;
   }
   throw Error(file + ": unknown pre-tokenizer " + describe_steps(steps) + "; pass --pre NAME");
@@ -907,7 +904,7 @@ HfVocab bpe_vocab(const Folder& f, int64_t vocab_size, const std::string& pre_ov
     if (v.merges.empty() && is_file(f.dir / "merges.txt")) v.merges = read_merges_txt(f.dir / "merges.txt");
     if (v.merges.empty()) warn(file + ": no merges found; the vocabulary may not work");
 
-    v.pre = pre_override.empty() ? detect_pre(f.tokenizer_json, file) : pre_override;
+    v.pre = pre_override.empty() ? detect_pre(f.tokenizer_json, file, v.pre_alternatives) : pre_override;
   });
   read_special_vocab(f, std::nullopt, v);
   return v;

@@ -14,6 +14,7 @@ std::vector<SpPiece> read_sentencepiece_model(const std::string& path);
 struct HfVocab {
   std::string model;                  // tokenizer.ggml.model: "llama" (SentencePiece) or "gpt2" (byte-level BPE)
   std::string pre;                    // tokenizer.ggml.pre: "default" for SentencePiece; detected for BPE
+  std::string pre_alternatives;       // other llama.cpp names with the same split regexes ("a, b")
   std::vector<std::string> tokens;
   std::vector<float> scores;          // SentencePiece only (empty for gpt2: no scores key is written)
   std::vector<int32_t> types;         // GGUF token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte

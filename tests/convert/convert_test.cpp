@@ -14,6 +14,7 @@
 #include <regex>
 
 #include "common/shared.h"
+#include "convert/bpe_pre.h"
 #include "convert/convert.h"
 #include "convert/safetensors.h"
 #include "convert/sha256.h"
@@ -136,7 +137,7 @@ TEST_P(ConvertRef, TensorsAndMetadataMatchTheReference) {
     EXPECT_STREQ(type_name(t->type), v[0].get<std::string>().c_str()) << name;
     std::vector<int64_t> ne(t->ne, t->ne + t->n_dims);
     EXPECT_EQ(ne, v[1].get<std::vector<int64_t>>()) << name;
-    EXPECT_EQ(test::sha256_hex(t->data, t->nbytes), v[2].get<std::string>()) << name;
+    EXPECT_EQ(convert::sha256_hex(t->data, t->nbytes), v[2].get<std::string>()) << name;
   }
   if (ref.contains("generated_tensors"))
     for (auto& [name, vals] : ref["generated_tensors"].items()) {
@@ -514,6 +515,37 @@ TEST(ConvertPeft, RefusesWhatTheFormatCannotHold) {
   EXPECT_NE(error([](json& c) { c["peft_type"] = "IA3"; }).find("only LORA"), std::string::npos);
   EXPECT_NE(error([](json& c) { c["r"] = 5; }).find("differs from adapter_config.json's r"), std::string::npos);
   EXPECT_EQ(error([](json&) {}), "");
+}
+
+
+// ---- naming the BPE pre-tokenizer by the reference's check hash ---------------------------
+
+// llama.cpp's test vocabularies were written by its converter from the real tokenizers: the
+// ids slm's tokenizer gives the check text must hash to the digest the reference lists under
+// the very name each file carries. Regexes alone cannot tell refact from starcoder; this can.
+TEST(ConvertPreHash, SharedBpeVocabulariesHashToTheirOwnName) {
+  int checked = 0;
+  for (const char* name : {"llama-bpe", "gpt-2", "starcoder", "refact", "falcon", "mpt", "deepseek-llm", "deepseek-coder"}) {
+    const std::string path = test::shared(std::string("vocab/ggml-vocab-") + name + ".gguf");
+    if (!fs::exists(path)) continue;
+    SCOPED_TRACE(name);
+    auto f = GgufFile::open(path);
+    const std::string hash = convert::check_hash_of(path);
+    const char* pre = convert::pre_for_check_hash(hash);
+    ASSERT_NE(pre, nullptr) << "hash " << hash << " is not one the reference knows";
+    EXPECT_EQ(std::string(pre), f->get_string("tokenizer.ggml.pre"));
+    ++checked;
+  }
+  EXPECT_GE(checked, 4);
+  std::printf("%d vocabularies hash to their own pre-tokenizer name\n", checked);
+}
+
+// The Python list form the reference hashes, checked against a digest computed by hand
+// (sha256 of the ASCII text "[1, 22, 333]").
+TEST(ConvertPreHash, HashesThePythonListOfIds) {
+  EXPECT_EQ(convert::check_hash({}), "4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945");
+  EXPECT_EQ(convert::check_hash({1, 22, 333}),
+            convert::sha256_hex(reinterpret_cast<const uint8_t*>("[1, 22, 333]"), 12));
 }
 
 }  // namespace

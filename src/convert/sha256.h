@@ -1,10 +1,11 @@
-// SHA-256 (FIPS 180-4), for comparing converted tensors with the reference's digests.
+// SHA-256 (FIPS 180-4): the reference converter names BPE pre-tokenizers by the digest of a
+// check text's token ids, and the tests compare converted tensors with its digests.
 #pragma once
 #include <cstdint>
 #include <cstring>
 #include <string>
 
-namespace slm::test {
+namespace slm::convert {
 
 inline std::string sha256_hex(const uint8_t* data, size_t len) {
   static const uint32_t k[64] = {
@@ -52,4 +53,4 @@ inline std::string sha256_hex(const uint8_t* data, size_t len) {
   return out;
 }
 
-}  // namespace slm::test
+}  // namespace slm::convert
