@@ -1,4 +1,5 @@
 #include "convert/hf_families.h"
+#include "convert/json_depth.h"
 
 #include <cctype>
 #include <cerrno>
@@ -556,7 +557,7 @@ json read_hf_json(const std::string& path, bool required) {
   in.read(text.data(), static_cast<std::streamsize>(size));
   if (!in) throw Error(path + ": read failed");
   try {
-    return json::parse(text);
+    return json::parse(text, json_depth_guard());
   } catch (const json::exception& e) {
     throw Error(path + ": not valid JSON: " + e.what());
   }

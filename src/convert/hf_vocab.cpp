@@ -7,6 +7,7 @@
 // rules) it is reproduced on purpose: the output must be the same GGUF. Where the reference
 // would crash on a malformed file, we throw slm::Error naming the file instead.
 #include "convert/hf_vocab.h"
+#include "convert/json_depth.h"
 
 #include <algorithm>
 #include <cctype>
@@ -89,7 +90,7 @@ std::string read_text(const fs::path& p, uintmax_t limit) {
 json read_json(const fs::path& p) {
   const std::string text = read_text(p, kMaxJsonBytes);
   try {
-    return json::parse(text);
+    return json::parse(text, json_depth_guard());
   } catch (const json::exception& e) {
     throw Error(p.string() + ": invalid JSON (" + printable(e.what(), 200) + ")");
   }

@@ -1,4 +1,5 @@
 #include "convert/safetensors.h"
+#include "convert/json_depth.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -115,7 +116,8 @@ void SafetensorsSet::add_file(const uint8_t* base, size_t size, const std::strin
                 std::to_string(size) + " bytes)");
   json header;
   try {
-    header = json::parse(reinterpret_cast<const char*>(base) + 8, reinterpret_cast<const char*>(base) + 8 + n);
+    header = json::parse(reinterpret_cast<const char*>(base) + 8, reinterpret_cast<const char*>(base) + 8 + n,
+                         json_depth_guard());
   } catch (const json::exception& e) {
     throw Error(name + ": header is not valid JSON: " + e.what());
   }
@@ -188,7 +190,7 @@ std::unique_ptr<SafetensorsSet> SafetensorsSet::open_dir(const std::string& dir,
   if (fs::is_regular_file(index_path, ec)) {
     json idx;
     try {
-      idx = json::parse(read_small_file(index_path, 256u << 20));
+      idx = json::parse(read_small_file(index_path, 256u << 20), json_depth_guard());
     } catch (const json::exception& e) {
       throw Error(index_path + ": not valid JSON: " + e.what());
     }

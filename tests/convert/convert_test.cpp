@@ -276,6 +276,13 @@ TEST(ConvertSafetensors, RefusesBrokenHeadersWithOneLine) {
   bad[9] = '{';  // breaks the JSON
   EXPECT_NE(error_of(bad).find("not valid JSON"), std::string::npos);
   for (const std::string& e : {error_of("abc"), error_of(bad)}) EXPECT_EQ(e.find('\n'), std::string::npos);
+  // 200,000 levels of nesting would overflow the stack of any recursive walk: refused while parsing.
+  std::string deep = "{\"__metadata__\":" + std::string(200000, '[') + std::string(200000, ']') + "}";
+  while ((deep.size() + 8) % 8) deep += ' ';
+  std::string deep_image(8, '\0');
+  const uint64_t n = deep.size();
+  std::memcpy(deep_image.data(), &n, 8);
+  EXPECT_NE(error_of(deep_image + deep).find("nested deeper than 64"), std::string::npos);
 }
 
 // Copies a shared folder into a temporary one, where a test may break it.
@@ -337,6 +344,14 @@ TEST(ConvertErrors, BadFoldersGetOneLineNamingTheProblem) {
     cfg["num_hidden_layers"] = 3;
     std::ofstream(d / "config.json") << cfg.dump();
     EXPECT_NE(convert_error(d, out).find("layer 2 has no"), std::string::npos);
+  }
+  // A config.json nested 100,000 levels deep.
+  {
+    const fs::path d = copy_folder("llama", tmp.path / "e");
+    std::ofstream(d / "tokenizer_config.json") << "{\"x\":" << std::string(100000, '[') << std::string(100000, ']') << "}";
+    const std::string e = convert_error(d, out);
+    EXPECT_NE(e.find("tokenizer_config.json"), std::string::npos) << e;
+    EXPECT_NE(e.find("nested deeper than 64"), std::string::npos) << e;
   }
   // Not a folder at all.
   EXPECT_NE(convert_error(tmp.path / "nope", out).find("not a folder"), std::string::npos);
