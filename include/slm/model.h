@@ -5,6 +5,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,10 @@ class KvCache {
   // elements after position j−1's. For the attention kernel, which converts as it reads.
   const void* key_data(int il) const { return layers_[il].k.data(); }
   const void* value_data(int il) const { return layers_[il].v.data(); }
+  // Moves the rows of positions [from, from + n) down to [to, to + n) (to < from), keys and
+  // values of every layer; each moved key row of layer il goes through rekey(il, row) as
+  // f32 on the way (the caller re-rotates it by RoPE to its new position).
+  void move_rows(int from, int to, int n, const std::function<void(int il, float* key_row)>& rekey);
 
  private:
   struct Layer {
@@ -92,6 +97,12 @@ class Model {
   // their tokens at once, so the weights are read once per step for all of them
   // (continuous batching). Results equal separate forward() calls.
   void forward(ThreadPool& pool, const std::vector<SequenceBatch>& batch) const;
+
+  // Context shift: of the n_past positions in `cache`, keeps [0, n_keep), drops the next
+  // n_discard and moves the rest down to follow the kept ones, re-rotating each moved key by
+  // RoPE (every layer with its own base, scaling and frequency factors) to its new position —
+  // as llama.cpp's context shift does. Values and unrotated dims move as they are.
+  void shift_cache(KvCache& cache, int n_keep, int n_discard, int n_past) const;
 
  private:
   Model() = default;

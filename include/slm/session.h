@@ -36,6 +36,10 @@ class Session {
   const std::vector<float>& logits() const { return logits_; }
   // Forgets positions >= n (n <= n_past), e.g. to reuse a common prompt prefix.
   void truncate(int n);
+  // Context shift (Model::shift_cache): keeps positions [0, n_keep), forgets the n_discard
+  // after them and moves the rest down, keys re-rotated; n_past() falls by n_discard and the
+  // last logits stay valid.
+  void shift(int n_keep, int n_discard);
   // Adapters for the tokens evaluated from now on (nullptr: the base model). The set must
   // outlive its use; positions already in the cache keep what they were computed with.
   void set_lora(const LoraSet* lora) { lora_ = lora; }
@@ -59,6 +63,10 @@ struct GenerateParams {
   int n_predict = -1;              // tokens to generate; -1: until end of generation or context
   std::vector<std::string> stops;  // generation ends where one of these appears (not printed)
   std::function<bool()> cancelled;  // asked before each token; true ends with stop_reason "cancelled"
+  // When the context fills: stop (stop_reason "context"), or with context_shift keep the
+  // first n_keep positions, drop half of the rest and go on, as llama.cpp's --context-shift.
+  bool context_shift = false;
+  int n_keep = 0;
 };
 
 struct GenerateResult {
@@ -67,6 +75,7 @@ struct GenerateResult {
   double prompt_seconds = 0;
   double generate_seconds = 0;
   std::string stop_reason;  // "eog", "length", "stop", "context", "cancelled"
+  int n_shifts = 0;         // context shifts made on the way
   std::string text;         // everything passed to on_text
   std::vector<int32_t> tokens;
 };

@@ -42,6 +42,7 @@ struct ChatOptions {
   std::string kv_type = "f32";
   SamplerParams sampling;
   LoraOptions lora;
+  ContextShiftOptions shift;
 };
 
 const char* kHelp =
@@ -117,7 +118,12 @@ class ChatLoop {
     StreamDecoder decoder(*tok_);
     std::string answer;
     int n = 0;
-    while (!g_interrupted && (opt_.n_predict < 0 || n < opt_.n_predict) && session_->n_past() < session_->n_ctx()) {
+    int shifts = 0;
+    while (!g_interrupted && (opt_.n_predict < 0 || n < opt_.n_predict)) {
+      if (session_->n_past() >= session_->n_ctx()) {
+        if (!opt_.shift.enabled || !shift_context()) break;
+        ++shifts;
+      }
       int32_t next = sampler_->sample(session_->logits().data(), model_->n_vocab());
       if (tok_->is_eog(next)) break;
       sampler_->accept_generated(next);
@@ -140,9 +146,23 @@ class ChatLoop {
     auto t2 = std::chrono::steady_clock::now();
     if (interactive_) {
       double pp = std::chrono::duration<double>(t1 - t0).count(), tg = std::chrono::duration<double>(t2 - t1).count();
-      std::fprintf(stderr, "[%zu new prompt tokens %.1f t/s, %d generated %.1f t/s, context %d/%d]\n", fresh.size(),
-                   pp > 0 ? fresh.size() / pp : 0.0, n, tg > 0 ? n / tg : 0.0, session_->n_past(), session_->n_ctx());
+      std::fprintf(stderr, "[%zu new prompt tokens %.1f t/s, %d generated %.1f t/s, context %d/%d%s]\n", fresh.size(),
+                   pp > 0 ? fresh.size() / pp : 0.0, n, tg > 0 ? n / tg : 0.0, session_->n_past(), session_->n_ctx(),
+                   shifts ? (", shifted " + std::to_string(shifts) + "x").c_str() : "");
     }
+    return true;
+  }
+
+  // --context-shift: keep the first --keep tokens (after BOS), drop half of the rest of the
+  // cache; the next turn re-renders the conversation and reuses what is still cached.
+  bool shift_context() {
+    const int n_past = session_->n_past();
+    const bool bos = !cached_.empty() && cached_[0] == tok_->bos();
+    const int keep = std::min(opt_.shift.n_keep(n_past, bos), n_past - 1);
+    const int discard = (n_past - keep) / 2;
+    if (discard <= 0) return false;
+    session_->shift(keep, discard);
+    cached_.erase(cached_.begin() + keep, cached_.begin() + keep + discard);
     return true;
   }
 
@@ -272,6 +292,7 @@ Action add_chat(CLI::App& app) {
   add_ctx_option(sub, o->n_ctx);
   add_threads_option(sub, o->n_threads);
   add_kv_type_option(sub, o->kv_type);
+  add_context_shift_options(sub, o->shift);
   add_sampling_options(sub, o->sampling);
   sub->add_option("--seed", o->sampling.seed, "Random seed");
   add_lora_options(sub, o->lora);

@@ -1,5 +1,6 @@
 #include "cli/options.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +30,19 @@ CLI::Option* add_ctx_option(CLI::App* sub, int& ctx, const char* help) {
 
 CLI::Option* add_kv_type_option(CLI::App* sub, std::string& kv_type, const char* help) {
   return sub->add_option("--kv-type", kv_type, help)->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
+}
+
+void add_context_shift_options(CLI::App* sub, ContextShiftOptions& o) {
+  sub->add_flag("--context-shift", o.enabled,
+                "When the context fills, drop the oldest half of it (after --keep) and go on, instead of stopping");
+  sub->add_option("--keep", o.keep, "With --context-shift: tokens of the prompt always kept, after BOS (-1: all)")
+      ->check(CLI::Range(-1, 1 << 24))
+      ->capture_default_str();
+}
+
+int ContextShiftOptions::n_keep(int n_prompt, bool bos) const {
+  if (keep < 0) return n_prompt;
+  return std::min(n_prompt, keep + (bos ? 1 : 0));
 }
 
 std::string read_text_input(const std::string& path, const char* what) {

@@ -22,6 +22,15 @@ int resolve_threads(int threads);  // 0 → the machine's cores
 CLI::Option* add_ctx_option(CLI::App* sub, int& ctx, const char* help = "Context size (default: the model's, at most 4096)");
 // --kv-type f32|f16.
 CLI::Option* add_kv_type_option(CLI::App* sub, std::string& kv_type, const char* help = "KV cache element type: f32 or f16");
+// --context-shift and --keep N, as llama.cpp's: when the context fills, keep the first N
+// tokens after BOS (-1: the whole prompt), drop half of the rest and go on.
+struct ContextShiftOptions {
+  bool enabled = false;
+  int keep = 0;
+  // Positions to keep for a prompt of n tokens starting with BOS or not.
+  int n_keep(int n_prompt, bool bos) const;
+};
+void add_context_shift_options(CLI::App* sub, ContextShiftOptions& o);
 // The whole of a text file, or of standard input for "-"; a directory, an unreadable or an
 // empty file is an slm::Error naming it (`what` says what was being read).
 std::string read_text_input(const std::string& path, const char* what);

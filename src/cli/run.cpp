@@ -41,6 +41,7 @@ struct RunOptions {
   std::string grammar_file;      // --grammar: output follows this GBNF grammar
   std::string json_schema_file;  // --json-schema: output is JSON valid against this schema
   bool json = false;             // --json: output is a JSON object
+  ContextShiftOptions shift;
 };
 
 // The grammar the output must follow, from --grammar / --json-schema / --json ("" for none).
@@ -110,6 +111,8 @@ int run(const RunOptions& o) {
   GenerateParams gp;
   gp.n_predict = o.n_predict;
   gp.stops = o.stops;
+  gp.context_shift = o.shift.enabled;
+  gp.n_keep = o.shift.n_keep(static_cast<int>(prompt.size()), !prompt.empty() && prompt[0] == tok->bos());
   GenerateResult r;
   if (o.n_predict == 0) {
     r.n_prompt = static_cast<int>(prompt.size());  // defined: evaluate nothing, print nothing
@@ -125,10 +128,11 @@ int run(const RunOptions& o) {
   auto rate = [](int n, double s) { return s > 0 ? n / s : 0.0; };
   std::fprintf(stderr,
                "slm: prompt %d tokens in %.1f ms (%.1f tokens/s), generation %d tokens in %.1f ms (%.1f tokens/s), "
-               "stop: %s\nslm: memory: weights %.2f MiB mapped, KV cache %.2f MiB\n",
+               "stop: %s%s\nslm: memory: weights %.2f MiB mapped, KV cache %.2f MiB\n",
                r.n_prompt, r.prompt_seconds * 1e3, rate(r.n_prompt, r.prompt_seconds), r.n_generated,
                r.generate_seconds * 1e3, rate(r.n_generated, r.generate_seconds),
-               r.stop_reason.empty() ? "none" : r.stop_reason.c_str(), mib(model->weight_bytes()),
+               r.stop_reason.empty() ? "none" : r.stop_reason.c_str(),
+               r.n_shifts ? (", context shifted " + std::to_string(r.n_shifts) + "x").c_str() : "", mib(model->weight_bytes()),
                mib(session.cache().bytes()));
   std::fprintf(stderr, "slm: energy: %s\n", energy.describe(double(r.n_prompt + r.n_generated), 0.30).c_str());
   return 0;
@@ -148,6 +152,7 @@ Action add_run(CLI::App& app) {
   add_threads_option(sub, o->threads);
   add_ctx_option(sub, o->ctx);
   add_kv_type_option(sub, o->kv_type);
+  add_context_shift_options(sub, o->shift);
   sub->add_option("--stop", o->stops, "Stop generating at this text (repeatable)");
   sub->add_flag("--chat", o->chat, "Send the prompt as a user turn through the model's chat template");
   sub->add_option("--system", o->system, "With --chat: a system message before the prompt");

@@ -25,6 +25,11 @@ Action add_serve(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
   add_kv_type_option(sub, o->kv_type, "KV cache element type: f32 or f16 (half the memory)");
+  sub->add_flag("--context-shift", o->context_shift,
+                "A slot whose context fills drops the oldest half (after --keep) and goes on, instead of finishing");
+  sub->add_option("--keep", o->n_keep, "With --context-shift: prompt tokens always kept, after BOS (-1: all)")
+      ->check(CLI::Range(-1, 1 << 24))
+      ->capture_default_str();
   sub->add_option("--chat-template", o->chat_template_path, "Jinja chat template file (overrides the model's)");
   sub->add_option("--alias,-a", o->alias, "Model name reported by /v1/models and in responses (default: the file name)");
   sub->add_flag("--quiet,-q", o->quiet, "No access log (one line per request on stderr)");

@@ -88,4 +88,25 @@ const float* KvCache::value(int il, int pos, int first, int count, float* tmp) c
   return row(layers_[il].v, layers_[il].v_width, pos, first, count, tmp);
 }
 
+void KvCache::move_rows(int from, int to, int n, const std::function<void(int il, float* key_row)>& rekey) {
+  if (n <= 0) return;
+  if (to < 0 || to >= from || from + n > n_ctx_)
+    throw Error("KV cache: cannot move " + std::to_string(n) + " rows from " + std::to_string(from) + " to " +
+                std::to_string(to) + " in a context of " + std::to_string(n_ctx_));
+  const size_t elem = type_ == GgmlType::F32 ? 4 : 2;
+  std::vector<float> tmp;
+  for (size_t il = 0; il < layers_.size(); ++il) {
+    Layer& l = layers_[il];
+    tmp.resize(size_t(l.k_width));
+    for (int j = 0; j < n; ++j) {  // upwards: a destination row is never a source still to be read
+      const float* k = row(l.k, l.k_width, from + j, 0, l.k_width, tmp.data());
+      if (k != tmp.data()) std::memcpy(tmp.data(), k, size_t(l.k_width) * 4);
+      rekey(static_cast<int>(il), tmp.data());
+      put(l.k, type_, l.k_width, to + j, tmp.data());
+      std::memmove(l.v.data() + size_t(to + j) * l.v_width * elem, l.v.data() + size_t(from + j) * l.v_width * elem,
+                   size_t(l.v_width) * elem);
+    }
+  }
+}
+
 }  // namespace slm

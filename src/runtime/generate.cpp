@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 
 #include "slm/error.h"
@@ -50,8 +51,14 @@ GenerateResult generate(Session& session, Sampler& sampler, const Tokenizer& tok
     }
     if (params.n_predict >= 0 && r.n_generated >= params.n_predict) break;
     if (session.n_past() >= session.n_ctx()) {
-      r.stop_reason = "context";
-      break;
+      const int keep = std::clamp(params.n_keep, 0, session.n_past() - 1);
+      const int discard = (session.n_past() - keep) / 2;
+      if (!params.context_shift || discard <= 0) {
+        r.stop_reason = "context";
+        break;
+      }
+      session.shift(keep, discard);
+      ++r.n_shifts;
     }
     session.eval({next});
   }

@@ -51,6 +51,11 @@ void Session::truncate(int n) {
   n_past_ = n;
 }
 
+void Session::shift(int n_keep, int n_discard) {
+  model_.shift_cache(cache_, n_keep, n_discard, n_past_);
+  n_past_ -= n_discard;
+}
+
 }  // namespace slm
 
 namespace slm {

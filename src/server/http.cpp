@@ -569,6 +569,8 @@ struct Server {
       m += "# slm_energy_joules_total: " + energy.describe(0, 0) + "\n";
     metric("slm_mixed_adapter_steps_total", "counter", "Batch steps that ran sequences with different adapters together",
            double(s.mixed_adapter_steps));
+    metric("slm_context_shifts_total", "counter", "Times a slot's full context dropped its oldest half (--context-shift)",
+           double(s.context_shifts));
     if (!adapters.empty()) {
       m += "# HELP slm_lora_requests_total Requests that ran with each adapter\n# TYPE slm_lora_requests_total counter\n";
       for (size_t id = 0; id < adapters.size(); ++id)
@@ -781,6 +783,8 @@ int serve(const ServeOptions& opt_in) {
     so.n_threads = opt.n_threads > 0 ? opt.n_threads : std::max(1u, std::thread::hardware_concurrency());
     so.max_queue = opt.max_queue;
     so.kv_f16 = opt.kv_type == "f16";
+    so.context_shift = opt.context_shift;
+    so.n_keep = opt.n_keep;
     s.sched = std::make_unique<Scheduler>(*s.model, *s.tok, so);
   } catch (...) {
     stop_listening();

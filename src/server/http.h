@@ -23,6 +23,8 @@ struct ServeOptions {
   std::vector<std::pair<std::string, float>> lora;  // adapters loaded at start: file, default scale
   std::string alias;  // the model name /v1/models reports (default: the file's stem)
   bool quiet = false;  // no access log
+  bool context_shift = false;  // a full slot drops the oldest half of its context and goes on
+  int n_keep = 0;              // with context_shift: tokens after BOS always kept (-1: the prompt)
 };
 
 // Loads the model, listens, serves until SIGINT/SIGTERM; returns the exit code.

@@ -318,6 +318,24 @@ void Scheduler::step() {
     s.job.reset();
   };
 
+  // --context-shift: keep n_keep tokens after BOS (-1: the prompt), drop half of the rest.
+  auto shift_context = [&](Slot& s) {
+    const bool bos = !s.cached.empty() && s.cached[0] == tok_.bos();
+    const int want = opt_.n_keep < 0 ? static_cast<int>(s.job->prompt.size()) : opt_.n_keep + (bos ? 1 : 0);
+    const int keep = std::min(s.n_past - 1, want);
+    const int discard = (s.n_past - keep) / 2;
+    if (discard <= 0) return false;
+    model_.shift_cache(*s.cache, keep, discard, s.n_past);
+    s.n_past -= discard;
+    if (s.cached.size() >= static_cast<size_t>(keep + discard))
+      s.cached.erase(s.cached.begin() + keep, s.cached.begin() + keep + discard);
+    else
+      s.cached.clear();
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.context_shifts;
+    return true;
+  };
+
   // 2. Free slots whose client went away; finish requests that need no evaluation.
   for (auto& sp : slots_) {
     Slot& s = *sp;
@@ -357,10 +375,11 @@ void Scheduler::step() {
       b.tokens = prompt.data() + s.n_prompt_done;
       work.push_back({&s, b.n, true});
     } else {
-      if (s.n_past >= opt_.n_ctx) {
+      if (s.n_past >= opt_.n_ctx && !(opt_.context_shift && shift_context(s))) {
         finish(s, "length");
         continue;
       }
+      b.pos0 = s.n_past;  // after a shift
       b.n = 1;
       b.tokens = &s.pending;
       work.push_back({&s, 1, false});

@@ -66,6 +66,10 @@ struct SchedulerOptions {
   int max_queue = 64;    // requests waiting for a slot beyond this get 429
   int prompt_chunk = 128;  // prompt tokens one slot may add to a step
   bool kv_f16 = false;     // KV cache elements as F16 (half the memory) instead of F32
+  // A slot whose context fills: finish with "length", or (context_shift) keep the first
+  // n_keep tokens after BOS, drop half of the rest and go on, as llama-server's --context-shift.
+  bool context_shift = false;
+  int n_keep = 0;
 };
 
 struct SchedulerStats {
@@ -74,6 +78,7 @@ struct SchedulerStats {
   uint64_t errors_4xx = 0, errors_5xx = 0, cancelled = 0;
   int queue_depth = 0, active_slots = 0, n_slots = 0;
   uint64_t kv_cells_used = 0, kv_cells_total = 0;
+  uint64_t context_shifts = 0;
   uint64_t mixed_adapter_steps = 0;  // batch steps whose sequences ran different adapter sets
   double decode_tokens_per_s = 0;  // over the last steps with decoding
 };

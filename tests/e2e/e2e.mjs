@@ -404,6 +404,30 @@ try {
     }
   });
 
+  await check('--context-shift: a slot whose context fills goes on (without it: finish_reason length at the context)', async () => {
+    for (const shift of [false, true]) {
+      const srv = await startServer(shift ? ['--context-shift', '--keep', '2'] : [], model, 48);
+      try {
+        const c = new OpenAI({ apiKey: KEY, baseURL: `http://127.0.0.1:${srv.port}/v1`, maxRetries: 0, timeout: 60000 });
+        const r = await c.completions.create({ model: 'm', prompt: 'Once upon a time', max_tokens: 150, temperature: 0 });
+        const m = await rawRequest(srv.port, 'GET', '/metrics');
+        const shifts = Number((m.body.match(/^slm_context_shifts_total (\d+)/m) || [])[1]);
+        if (shift) {
+          assert.ok(r.choices[0].finish_reason === 'length' && r.usage.completion_tokens === 150 ||
+                    r.choices[0].finish_reason === 'stop', JSON.stringify(r.usage) + r.choices[0].finish_reason);
+          assert.ok(shifts > 0, m.body);
+        } else {
+          assert.equal(r.choices[0].finish_reason, 'length');
+          // the context's 48 positions, plus the token sampled from the last one's logits
+          assert.ok(r.usage.prompt_tokens + r.usage.completion_tokens <= 49, JSON.stringify(r.usage));
+          assert.equal(shifts, 0);
+        }
+      } finally {
+        srv.proc.kill('SIGTERM');
+      }
+    }
+  });
+
   await check('graceful shutdown on SIGTERM exits 0', async () => {
     const code = await new Promise((resolve) => {
       server.proc.removeAllListeners('exit');

@@ -132,5 +132,34 @@ TEST(Cli, LogitsWritesEveryPositionAndGreedyIds) {
   EXPECT_EQ(greedy, want + "\n");
 }
 
+// generate() with context_shift runs past the context (the shift keeps n_keep and halves the
+// rest each time); without it, it stops there.
+TEST(ContextShiftGenerate, GoesOnPastAFullContextOnlyWhenAsked) {
+  auto model = Model::load(test::shared("models/stories260K.gguf"));
+  auto tok = Tokenizer::from_gguf(model->file());
+  ThreadPool pool(1);
+  for (bool on : {false, true}) {
+    Session s(*model, pool, 32);
+    SamplerParams sp;
+    sp.temp = 0;
+    Sampler sampler(sp);
+    GenerateParams gp;
+    gp.n_predict = 100;
+    gp.context_shift = on;
+    gp.n_keep = 1;
+    const GenerateResult r = generate(s, sampler, *tok, tok->encode("Once upon a time", true, false), gp,
+                                      [](const std::string&) {});
+    if (!on) {
+      EXPECT_EQ(r.stop_reason, "context");
+      EXPECT_EQ(s.n_past(), 32);
+    } else {
+      EXPECT_TRUE(r.stop_reason == "length" || r.stop_reason == "eog") << r.stop_reason;
+      if (r.stop_reason == "length") EXPECT_EQ(r.n_generated, 100);
+      EXPECT_GT(r.n_shifts, 0);
+      EXPECT_LE(s.n_past(), 32);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace slm
