@@ -24,24 +24,30 @@ struct Weights;
 // post-RoPE; the element type is F32 or F16. Per-layer widths may differ (OpenELM).
 class KvCache {
  public:
-  // Throws slm::Error when the cache would not fit the machine's memory.
+  // Element types of keys and values: F32, F16, Q8_0 or Q4_0 (the quantized ones need head
+  // sizes that are multiples of 32, as in llama.cpp). Throws slm::Error for another type or
+  // when the cache would not fit the machine's memory.
   KvCache(const ModelConfig& config, int n_ctx, GgmlType type = GgmlType::F32);
+  KvCache(const ModelConfig& config, int n_ctx, GgmlType k_type, GgmlType v_type);
   // The memory a cache of n_ctx positions takes.
   static size_t bytes_for(const ModelConfig& config, int64_t n_ctx, GgmlType type);
+  static size_t bytes_for(const ModelConfig& config, int64_t n_ctx, GgmlType k_type, GgmlType v_type);
   int n_ctx() const { return n_ctx_; }
-  GgmlType type() const { return type_; }
+  GgmlType k_type() const { return k_type_; }
+  GgmlType v_type() const { return v_type_; }
   size_t bytes() const;  // memory held by the cache
 
   // Stores one position's keys/values of layer il (widths as the layer has them).
   void store(int il, int pos, const float* k, const float* v);
   // Values [first, first + count) of a position's key/value row as f32: a pointer into the
-  // cache (F32), or into tmp[count] (F16, converted).
+  // cache (F32), or into tmp[count] (converted; for Q8_0/Q4_0, first is a multiple of 32).
   const float* key(int il, int pos, int first, int count, float* tmp) const;
   const float* value(int il, int pos, int first, int count, float* tmp) const;
   int k_width(int il) const { return layers_[il].k_width; }
   int v_width(int il) const { return layers_[il].v_width; }
-  // Layer il's rows as stored (elements of type()): position j's keys start k_width(il)
-  // elements after position j−1's. For the attention kernel, which converts as it reads.
+  // Layer il's rows as stored (elements of k_type() / v_type()): position j's keys start
+  // k_width(il) elements after position j−1's. For the attention kernel, which converts as
+  // it reads.
   const void* key_data(int il) const { return layers_[il].k.data(); }
   const void* value_data(int il) const { return layers_[il].v.data(); }
   // Moves the rows of positions [from, from + n) down to [to, to + n) (to < from), keys and
@@ -54,9 +60,10 @@ class KvCache {
     int k_width = 0, v_width = 0;
     std::vector<uint8_t> k, v;
   };
-  const float* row(const std::vector<uint8_t>& data, int width, int pos, int first, int count, float* tmp) const;
+  const float* row(const std::vector<uint8_t>& data, GgmlType type, int width, int pos, int first, int count,
+                   float* tmp) const;
   int n_ctx_;
-  GgmlType type_;
+  GgmlType k_type_, v_type_;
   std::vector<Layer> layers_;
 };
 

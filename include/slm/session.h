@@ -23,6 +23,8 @@ class Session {
  public:
   // n_ctx <= 0 means default_context(model). kv_type: F32 or F16.
   Session(const Model& model, ThreadPool& pool, int n_ctx = 0, GgmlType kv_type = GgmlType::F32);
+  // Keys and values of different types (F32, F16, Q8_0, Q4_0), as llama.cpp's -ctk/-ctv.
+  Session(const Model& model, ThreadPool& pool, int n_ctx, GgmlType k_type, GgmlType v_type);
 
   // Appends tokens to the sequence and evaluates them in one batch. Returns the logits of
   // the last token (n_vocab values), or of every new token ([n][n_vocab]) with all_logits.

@@ -41,7 +41,7 @@ struct Options {
   std::string n_gen = "128";
   std::string depth = "0";
   int reps = 5;
-  std::string kv_type = "f16";
+  KvTypeNames kv_type{"f16"};
   std::string output = "md";
   bool json = false;
   double price_kwh = 0.30;
@@ -141,9 +141,7 @@ int run_bench(const Options& o) {
   if (!any) throw Error("bench: nothing to measure: every -p and -n is 0");
   if (o.reps < 1) throw Error("bench: -r must be at least 1");
   const std::string format = o.json ? "json" : o.output;
-  const GgmlType kv = o.kv_type == "f32" ? GgmlType::F32
-                      : o.kv_type == "f16" ? GgmlType::F16
-                                           : throw Error("bench: --kv-type must be f32 or f16, got '" + o.kv_type + "'");
+  const GgmlType kv_k = o.kv_type.key(), kv_v = o.kv_type.value();
   std::unique_ptr<Model> model = Model::load(o.model);
   LoadedLoras adapters = load_loras(o.lora, *model, "bench");
   const LoraSet* lora = adapters.get();
@@ -168,7 +166,7 @@ int run_bench(const Options& o) {
   for (int threads : thread_counts) {
     ThreadPool pool(threads);
     {  // warm-up: one token touches every weight once
-      KvCache cache(model->config(), 8, kv);
+      KvCache cache(model->config(), 8, kv_k, kv_v);
       auto t = random_tokens(1);
       model->forward(pool, cache, t.data(), 1, 0, logits.data(), false, lora);
     }
@@ -176,7 +174,7 @@ int run_bench(const Options& o) {
       int ctx = 0;
       for (int p : prompts) ctx = std::max(ctx, depth + p);
       for (int n : gens) ctx = std::max(ctx, depth + n);
-      KvCache filled(model->config(), std::max(ctx, 1), kv);
+      KvCache filled(model->config(), std::max(ctx, 1), kv_k, kv_v);
       if (depth > 0) {  // the context already there: evaluated once, untimed, in batches
         auto t = random_tokens(depth);
         constexpr int kBatch = 512;
@@ -229,8 +227,8 @@ int run_bench(const Options& o) {
       j["model_n_params"] = params;
       j["backend"] = "CPU";
       j["n_threads"] = t.threads;
-      j["type_k"] = o.kv_type;
-      j["type_v"] = o.kv_type;
+      j["type_k"] = o.kv_type.k.empty() ? o.kv_type.both : o.kv_type.k;
+      j["type_v"] = o.kv_type.v.empty() ? o.kv_type.both : o.kv_type.v;
       j["n_prompt"] = t.n_prompt;
       j["n_gen"] = t.n_gen;
       j["n_depth"] = t.depth;
@@ -292,7 +290,7 @@ int run_bench(const Options& o) {
     fmt::print("| {:<{}} | {:>10} | {:>8} | {:<7} | {:>7} | {:>{}} | {:>{}} |\n", model_type, w, size, par, "CPU",
                tests[i].threads, tests[i].name(), tw, speeds[i], sw);
   fmt::print("\npeak RSS {} (model tensors {}), KV cache {}, {} rep(s)\nenergy: {}\n", human_size(static_cast<double>(rss)),
-             size, o.kv_type, o.reps, energy_all.describe(total_tokens, o.price_kwh));
+             size, o.kv_type.describe(), o.reps, energy_all.describe(total_tokens, o.price_kwh));
   return 0;
 }
 
@@ -311,7 +309,7 @@ Action add_bench(CLI::App& app) {
   sub->add_option("-d,--n-depth", o->depth, "Tokens already in the context before each test, a comma list (default 0)")
       ->check(int_list_check(1 << 24, "-d"));
   sub->add_option("-r,--repetitions", o->reps, "Repetitions of each test (default 5)")->check(CLI::Range(1, 1000));
-  add_kv_type_option(sub, o->kv_type, "KV cache type: f16 (default, as llama-bench) or f32");
+  add_kv_type_option(sub, o->kv_type, "KV cache type for keys and values: f16 (default, as llama-bench), f32, q8_0 or q4_0");
   sub->add_option("-o,--output", o->output, "Output: md (the table, default), json or csv (one record per test)")
       ->check(CLI::IsMember({"md", "json", "csv"}));
   sub->add_flag("--json", o->json, "The same as -o json");

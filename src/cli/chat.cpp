@@ -39,7 +39,7 @@ struct ChatOptions {
   int n_predict = -1;
   int n_ctx = 0;
   int n_threads = 0;
-  std::string kv_type = "f32";
+  KvTypeNames kv_type;
   SamplerParams sampling;
   LoraOptions lora;
   ContextShiftOptions shift;
@@ -60,9 +60,8 @@ class ChatLoop {
     if (!warning.empty()) std::fprintf(stderr, "chat: warning: %s\n", warning.c_str());
     int threads = o.n_threads > 0 ? o.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     pool_ = std::make_unique<ThreadPool>(threads);
-    GgmlType kv = o.kv_type == "f16" ? GgmlType::F16 : GgmlType::F32;
     adapters_ = load_loras(o.lora, *model_, "chat");
-    session_ = std::make_unique<Session>(*model_, *pool_, o.n_ctx, kv);
+    session_ = std::make_unique<Session>(*model_, *pool_, o.n_ctx, o.kv_type.key(), o.kv_type.value());
     session_->set_lora(adapters_.get());
     sampler_ = std::make_unique<Sampler>(o.sampling);
     reset();

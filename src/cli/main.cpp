@@ -2,6 +2,7 @@
 // Exit codes: 0 success, 1 an error while working, 2 a usage error (unknown command or flag,
 // bad value); every message is one line starting with "slm: error:".
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -116,6 +117,15 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> command_names;
   for (const auto& [sub, act] : commands) command_names.push_back(sub->get_name());
+
+  // llama.cpp's multi-letter single-dash flags, which CLI11 cannot declare, as their long forms.
+  std::vector<std::string> args(argv, argv + argc);
+  for (std::string& a : args)
+    for (auto [from, to] : {std::pair{"-ctk", "--cache-type-k"}, std::pair{"-ctv", "--cache-type-v"}})
+      if (a == from || a.rfind(std::string(from) + "=", 0) == 0) a = to + a.substr(std::strlen(from));
+  std::vector<char*> mapped;
+  for (std::string& a : args) mapped.push_back(a.data());
+  argv = mapped.data();
 
   try {
     app.parse(argc, argv);

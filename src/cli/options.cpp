@@ -28,8 +28,18 @@ CLI::Option* add_ctx_option(CLI::App* sub, int& ctx, const char* help) {
   return sub->add_option("-c,--ctx,--ctx-size", ctx, help)->check(CLI::Range(0, 1 << 24))->type_name("N");
 }
 
-CLI::Option* add_kv_type_option(CLI::App* sub, std::string& kv_type, const char* help) {
-  return sub->add_option("--kv-type", kv_type, help)->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
+void add_kv_type_option(CLI::App* sub, KvTypeNames& kv, const char* help) {
+  const auto types = CLI::IsMember({"f32", "f16", "q8_0", "q4_0"}, CLI::ignore_case);
+  sub->add_option("--kv-type", kv.both, help)->check(types)->capture_default_str();
+  sub->add_option("--cache-type-k", kv.k, "KV cache type for keys only (overrides --kv-type)")->check(types);
+  sub->add_option("--cache-type-v", kv.v, "KV cache type for values only (overrides --kv-type)")->check(types);
+}
+
+GgmlType KvTypeNames::key() const { return parse_type_name(k.empty() ? both : k); }
+GgmlType KvTypeNames::value() const { return parse_type_name(v.empty() ? both : v); }
+std::string KvTypeNames::describe() const {
+  const std::string a = k.empty() ? both : k, b = v.empty() ? both : v;
+  return a == b ? a : "K " + a + ", V " + b;
 }
 
 void add_context_shift_options(CLI::App* sub, ContextShiftOptions& o) {

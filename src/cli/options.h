@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
+
+#include "quant/types.h"
 #include <vector>
 
 #include "slm/adapter.h"
@@ -21,7 +23,16 @@ int resolve_threads(int threads);  // 0 → the machine's cores
 // -c/--ctx/--ctx-size (llama.cpp's spelling too): 0 (the model's, at most 4096) .. 2^24.
 CLI::Option* add_ctx_option(CLI::App* sub, int& ctx, const char* help = "Context size (default: the model's, at most 4096)");
 // --kv-type f32|f16.
-CLI::Option* add_kv_type_option(CLI::App* sub, std::string& kv_type, const char* help = "KV cache element type: f32 or f16");
+// --kv-type T for keys and values, and llama.cpp's --cache-type-k, --cache-type-v (also
+// spelt -ctk, -ctv: main() maps them) for each: f32, f16, q8_0 or q4_0.
+struct KvTypeNames {
+  std::string both = "f32";
+  std::string k, v;  // "" = both
+  GgmlType key() const;
+  GgmlType value() const;
+  std::string describe() const;  // "f16", or "K q8_0, V f16"
+};
+void add_kv_type_option(CLI::App* sub, KvTypeNames& kv, const char* help = "KV cache element type for keys and values: f32, f16, q8_0 or q4_0");
 // --context-shift and --keep N, as llama.cpp's: when the context fills, keep the first N
 // tokens after BOS (-1: the whole prompt), drop half of the rest and go on.
 struct ContextShiftOptions {

@@ -30,7 +30,7 @@ struct RunOptions {
   int n_predict = -1;
   int threads = 0;
   int ctx = 0;
-  std::string kv_type = "f32";
+  KvTypeNames kv_type;
   std::vector<std::string> stops;
   SamplerParams sampling;
   int64_t seed = -1;
@@ -62,9 +62,6 @@ int run(const RunOptions& o) {
   SamplerParams sp = o.sampling;
   sp.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
   sp.validate();
-  GgmlType kv = o.kv_type == "f32" ? GgmlType::F32
-              : o.kv_type == "f16" ? GgmlType::F16
-              : throw Error("--kv-type must be f32 or f16, got '" + o.kv_type + "'");
 
   // The grammar is compiled before the model loads, so a bad one fails at once.
   const std::string gbnf = output_grammar(o);
@@ -80,12 +77,12 @@ int run(const RunOptions& o) {
   const int threads = resolve_threads(o.threads);
   ThreadPool pool(threads);
   LoadedLoras adapters = load_loras(o.lora, *model, "slm");
-  Session session(*model, pool, o.ctx, kv);
+  Session session(*model, pool, o.ctx, o.kv_type.key(), o.kv_type.value());
   session.set_lora(adapters.get());
   warn_if_beyond_training(*model, session.n_ctx(), "slm");
   std::fprintf(stderr, "slm: %s\nslm: weights %.2f MiB mapped, KV cache %.2f MiB (%s, context %d), %d threads, seed %llu\n",
                model->config().describe().c_str(), mib(model->weight_bytes()), mib(session.cache().bytes()),
-               o.kv_type.c_str(), session.n_ctx(), threads, static_cast<unsigned long long>(sp.seed));
+               o.kv_type.describe().c_str(), session.n_ctx(), threads, static_cast<unsigned long long>(sp.seed));
 
   std::vector<int32_t> prompt;
   if (o.chat) {

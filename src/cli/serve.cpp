@@ -24,7 +24,8 @@ Action add_serve(CLI::App& app) {
   sub->add_option("--queue", o->max_queue, "Requests that may wait for a slot (more: HTTP 429)")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
-  add_kv_type_option(sub, o->kv_type, "KV cache element type: f32 or f16 (half the memory)");
+  auto kv = std::make_shared<KvTypeNames>();
+  add_kv_type_option(sub, *kv, "KV cache element type: f32, f16 (half the memory), q8_0 or q4_0");
   sub->add_flag("--context-shift", o->context_shift,
                 "A slot whose context fills drops the oldest half (after --keep) and goes on, instead of finishing");
   sub->add_option("--keep", o->n_keep, "With --context-shift: prompt tokens always kept, after BOS (-1: all)")
@@ -35,7 +36,10 @@ Action add_serve(CLI::App& app) {
   sub->add_flag("--quiet,-q", o->quiet, "No access log (one line per request on stderr)");
   auto lora = std::make_shared<LoraOptions>();
   add_lora_options(sub, *lora);
-  return [o, lora] {
+  return [o, lora, kv] {
+    o->kv_type_k = kv->key();
+    o->kv_type_v = kv->value();
+    o->kv_type = kv->describe();
     for (const std::string& s : lora->specs) o->lora.push_back(parse_lora_spec(s, false));
     for (const std::string& s : lora->scaled_specs) o->lora.push_back(parse_lora_spec(s, true));
     return server::serve(*o);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/simd_math.h"
@@ -11,9 +13,28 @@ namespace slm {
 
 namespace {
 
-inline float elem(const KvHeadView& kv, const void* base, int64_t i) {
-  return kv.type == GgmlType::F16 ? fp16_to_f32(static_cast<const uint16_t*>(base)[i])
-                                  : static_cast<const float*>(base)[i];
+// Element i of a row store of type t (Q8_0: per 32 values an f16 scale and 32 int8; Q4_0:
+// an f16 scale and 16 bytes, value j in the low nibble of byte j, value j + 16 in the high).
+inline float elem(GgmlType t, const void* base, int64_t i) {
+  const uint8_t* b = static_cast<const uint8_t*>(base);
+  switch (t) {
+    case GgmlType::F16: return fp16_to_f32(static_cast<const uint16_t*>(base)[i]);
+    case GgmlType::Q8_0: {
+      const uint8_t* blk = b + (i / 32) * 34;
+      uint16_t d;
+      std::memcpy(&d, blk, 2);
+      return fp16_to_f32(d) * static_cast<float>(static_cast<int8_t>(blk[2 + i % 32]));
+    }
+    case GgmlType::Q4_0: {
+      const uint8_t* blk = b + (i / 32) * 18;
+      uint16_t d;
+      std::memcpy(&d, blk, 2);
+      const int j = static_cast<int>(i % 32);
+      const int nib = j < 16 ? (blk[2 + j] & 0x0f) : (blk[2 + j - 16] >> 4);
+      return fp16_to_f32(d) * static_cast<float>(nib - 8);
+    }
+    default: return static_cast<const float*>(base)[i];
+  }
 }
 
 float capped(float s, float softcap) { return softcap > 0 ? softcap * std::tanh(s / softcap) : s; }
@@ -28,7 +49,7 @@ void attend_scalar(const float* q, int n_q, const KvHeadView& kv, int lo, int hi
     float mx = -INFINITY;
     for (int j = lo; j <= hi; ++j) {
       float d = 0;
-      for (int i = 0; i < hk; ++i) d += qg[i] * elem(kv, kv.k, j * kv.k_stride + i);
+      for (int i = 0; i < hk; ++i) d += qg[i] * elem(kv.k_type, kv.k, j * kv.k_stride + i);
       p[j - lo] = capped(d * s.scale, s.softcap);
       mx = std::max(mx, p[j - lo]);
     }
@@ -38,23 +59,40 @@ void attend_scalar(const float* q, int n_q, const KvHeadView& kv, int lo, int hi
     float* og = out + int64_t(g) * hv;
     std::fill(og, og + hv, 0.0f);
     for (int j = lo; j <= hi; ++j)
-      for (int i = 0; i < hv; ++i) og[i] += p[j - lo] * inv * elem(kv, kv.v, j * kv.v_stride + i);
+      for (int i = 0; i < hv; ++i) og[i] += p[j - lo] * inv * elem(kv.v_type, kv.v, j * kv.v_stride + i);
   }
 }
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
-template <bool kF16>
+// Eight elements from i (a multiple of 8) of a row store of type T, as floats.
+template <GgmlType T>
 inline __m256 load8(const void* base, int64_t i) {
-  if constexpr (kF16)
+  if constexpr (T == GgmlType::F16) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i)));
-  else
+  } else if constexpr (T == GgmlType::Q8_0) {
+    const uint8_t* blk = static_cast<const uint8_t*>(base) + (i / 32) * 34;
+    uint16_t d;
+    std::memcpy(&d, blk, 2);
+    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 2 + i % 32));
+    return _mm256_mul_ps(_mm256_set1_ps(fp16_to_f32(d)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+  } else if constexpr (T == GgmlType::Q4_0) {
+    const uint8_t* blk = static_cast<const uint8_t*>(base) + (i / 32) * 18;
+    uint16_t d;
+    std::memcpy(&d, blk, 2);
+    const int j = static_cast<int>(i % 32);
+    __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 2 + (j & 15)));
+    if (j >= 16) q = _mm_srli_epi16(q, 4);
+    q = _mm_sub_epi8(_mm_and_si128(q, _mm_set1_epi8(0x0f)), _mm_set1_epi8(8));
+    return _mm256_mul_ps(_mm256_set1_ps(fp16_to_f32(d)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+  } else {
     return _mm256_loadu_ps(static_cast<const float*>(base) + i);
+  }
 }
 
 // Scores of G query heads (G ≤ 4 keeps their accumulators in registers) against keys lo..hi:
 // each key is converted once and used by all G heads.
-template <bool kF16, int G>
+template <GgmlType KT, int G>
 void scores(const float* q, const KvHeadView& kv, int lo, int hi, const AttentionShape& s, float* p, int L) {
   const int hk = s.head_dim_k;
   for (int j = lo; j <= hi; ++j) {
@@ -62,7 +100,7 @@ void scores(const float* q, const KvHeadView& kv, int lo, int hi, const Attentio
     __m256 acc[G];
     for (int g = 0; g < G; ++g) acc[g] = _mm256_setzero_ps();
     for (int d = 0; d < hk; d += 8) {
-      const __m256 k = load8<kF16>(kv.k, row + d);
+      const __m256 k = load8<KT>(kv.k, row + d);
       for (int g = 0; g < G; ++g) acc[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * hk + d), k, acc[g]);
     }
     for (int g = 0; g < G; ++g) p[int64_t(g) * L + (j - lo)] = vdot::hsum(acc[g]) * s.scale;
@@ -89,23 +127,23 @@ float exp_normalizer(float* p, int L) {
 }
 
 // out_g = inv_g · Σ_j p_g[j] v_j for G heads, eight output values at a time.
-template <bool kF16, int G>
+template <GgmlType VT, int G>
 void weighted_values(const float* p, int L, const float* inv, const KvHeadView& kv, int lo, int hv, float* out) {
   for (int d = 0; d < hv; d += 8) {
     __m256 acc[G];
     for (int g = 0; g < G; ++g) acc[g] = _mm256_setzero_ps();
     for (int j = 0; j < L; ++j) {
-      const __m256 v = load8<kF16>(kv.v, int64_t(lo + j) * kv.v_stride + d);
+      const __m256 v = load8<VT>(kv.v, int64_t(lo + j) * kv.v_stride + d);
       for (int g = 0; g < G; ++g) acc[g] = _mm256_fmadd_ps(_mm256_set1_ps(p[int64_t(g) * L + j]), v, acc[g]);
     }
     for (int g = 0; g < G; ++g) _mm256_storeu_ps(out + int64_t(g) * hv + d, _mm256_mul_ps(acc[g], _mm256_set1_ps(inv[g])));
   }
 }
 
-template <bool kF16, int G>
+template <GgmlType KT, GgmlType VT, int G>
 void attend_group(const float* q, const KvHeadView& kv, int lo, int hi, const AttentionShape& s, float* out, float* p) {
   const int L = hi - lo + 1;
-  scores<kF16, G>(q, kv, lo, hi, s, p, L);
+  scores<KT, G>(q, kv, lo, hi, s, p, L);
   float inv[G];
   for (int g = 0; g < G; ++g) {
     float* pg = p + int64_t(g) * L;
@@ -113,10 +151,10 @@ void attend_group(const float* q, const KvHeadView& kv, int lo, int hi, const At
       for (int j = 0; j < L; ++j) pg[j] = capped(pg[j], s.softcap);
     inv[g] = exp_normalizer(pg, L);
   }
-  weighted_values<kF16, G>(p, L, inv, kv, lo, s.head_dim_v, out);
+  weighted_values<VT, G>(p, L, inv, kv, lo, s.head_dim_v, out);
 }
 
-template <bool kF16>
+template <GgmlType KT, GgmlType VT>
 void attend_simd(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, const AttentionShape& s, float* out,
                  float* scratch) {
   const int hk = s.head_dim_k, hv = s.head_dim_v;
@@ -124,10 +162,10 @@ void attend_simd(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, 
     const float* qg = q + int64_t(g0) * hk;
     float* og = out + int64_t(g0) * hv;
     switch (std::min(4, n_q - g0)) {
-      case 4: attend_group<kF16, 4>(qg, kv, lo, hi, s, og, scratch); break;
-      case 3: attend_group<kF16, 3>(qg, kv, lo, hi, s, og, scratch); break;
-      case 2: attend_group<kF16, 2>(qg, kv, lo, hi, s, og, scratch); break;
-      default: attend_group<kF16, 1>(qg, kv, lo, hi, s, og, scratch); break;
+      case 4: attend_group<KT, VT, 4>(qg, kv, lo, hi, s, og, scratch); break;
+      case 3: attend_group<KT, VT, 3>(qg, kv, lo, hi, s, og, scratch); break;
+      case 2: attend_group<KT, VT, 2>(qg, kv, lo, hi, s, og, scratch); break;
+      default: attend_group<KT, VT, 1>(qg, kv, lo, hi, s, og, scratch); break;
     }
   }
 }
@@ -160,7 +198,7 @@ inline void transpose8(__m256 r[8]) {
   }
 }
 
-template <bool kF16>
+template <GgmlType KT, GgmlType VT>
 void attend_rows_simd(const float* q, int n_rows, const int* lo, const int* hi, const KvHeadView& kv,
                       const AttentionShape& s, float* out, float* scratch) {
   const int hk = s.head_dim_k, hv = s.head_dim_v;
@@ -186,13 +224,13 @@ void attend_rows_simd(const float* q, int n_rows, const int* lo, const int* hi, 
       for (int d = 0; d < hk; d += 8) {
         __m256 r[8];
         for (int i = 0; i < 8; ++i)
-          r[i] = jj + i < nb ? load8<kF16>(kv.k, int64_t(j0 + jj + i) * kv.k_stride + d) : _mm256_setzero_ps();
+          r[i] = jj + i < nb ? load8<KT>(kv.k, int64_t(j0 + jj + i) * kv.k_stride + d) : _mm256_setzero_ps();
         transpose8(r);
         for (int i = 0; i < 8; ++i) _mm256_storeu_ps(kt + int64_t(d + i) * kKeyTile + jj, r[i]);
       }
     for (int jj = 0; jj < nb; ++jj)
       for (int d = 0; d < hv; d += 8)
-        _mm256_storeu_ps(vt + int64_t(jj) * hv + d, load8<kF16>(kv.v, int64_t(j0 + jj) * kv.v_stride + d));
+        _mm256_storeu_ps(vt + int64_t(jj) * hv + d, load8<VT>(kv.v, int64_t(j0 + jj) * kv.v_stride + d));
     for (int r = 0; r < n_rows; ++r) {
       if (hi[r] < j0 || lo[r] >= j0 + nb) continue;  // no key of this tile is visible to the row
       const float* qr = q + int64_t(r) * hk;
@@ -250,6 +288,25 @@ void attend_rows_simd(const float* q, int n_rows, const int* lo, const int* hi, 
   }
 }
 
+// Calls f(K type, V type) as compile-time constants: one kernel per pair of cache types.
+template <class F>
+void with_kv_types(const KvHeadView& kv, F&& f) {
+  auto with_v = [&](auto kt) {
+    switch (kv.v_type) {
+      case GgmlType::F16: f(kt, std::integral_constant<GgmlType, GgmlType::F16>{}); break;
+      case GgmlType::Q8_0: f(kt, std::integral_constant<GgmlType, GgmlType::Q8_0>{}); break;
+      case GgmlType::Q4_0: f(kt, std::integral_constant<GgmlType, GgmlType::Q4_0>{}); break;
+      default: f(kt, std::integral_constant<GgmlType, GgmlType::F32>{}); break;
+    }
+  };
+  switch (kv.k_type) {
+    case GgmlType::F16: with_v(std::integral_constant<GgmlType, GgmlType::F16>{}); break;
+    case GgmlType::Q8_0: with_v(std::integral_constant<GgmlType, GgmlType::Q8_0>{}); break;
+    case GgmlType::Q4_0: with_v(std::integral_constant<GgmlType, GgmlType::Q4_0>{}); break;
+    default: with_v(std::integral_constant<GgmlType, GgmlType::F32>{}); break;
+  }
+}
+
 #endif
 
 }  // namespace
@@ -258,10 +315,9 @@ void attend(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, const
             float* scratch) {
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
   if (s.head_dim_k % 8 == 0 && s.head_dim_v % 8 == 0) {
-    if (kv.type == GgmlType::F16)
-      attend_simd<true>(q, n_q, kv, lo, hi, s, out, scratch);
-    else
-      attend_simd<false>(q, n_q, kv, lo, hi, s, out, scratch);
+    with_kv_types(kv, [&](auto kt, auto vt) {
+      attend_simd<decltype(kt)::value, decltype(vt)::value>(q, n_q, kv, lo, hi, s, out, scratch);
+    });
     return;
   }
 #endif
@@ -277,10 +333,9 @@ void attend_rows(const float* q, int n_rows, const int* lo, const int* hi, const
                  float* out, float* scratch) {
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
   if (s.head_dim_k % 8 == 0 && s.head_dim_v % 8 == 0) {
-    if (kv.type == GgmlType::F16)
-      attend_rows_simd<true>(q, n_rows, lo, hi, kv, s, out, scratch);
-    else
-      attend_rows_simd<false>(q, n_rows, lo, hi, kv, s, out, scratch);
+    with_kv_types(kv, [&](auto kt, auto vt) {
+      attend_rows_simd<decltype(kt)::value, decltype(vt)::value>(q, n_rows, lo, hi, kv, s, out, scratch);
+    });
     return;
   }
 #endif

@@ -11,13 +11,15 @@
 
 namespace slm {
 
-// One KV head's rows in a cache: key j at k + j * k_stride elements, value j likewise;
-// elements are F32 or F16.
+// One KV head's rows in a cache: key j at element j * k_stride of k, value j likewise.
+// Elements are F32, F16, or Q8_0 / Q4_0 blocks of 32 (then k and v start at a block and the
+// strides and head sizes are multiples of 32), each type converted as it is read.
 struct KvHeadView {
-  GgmlType type = GgmlType::F32;
+  GgmlType k_type = GgmlType::F32;
   const void* k = nullptr;
   const void* v = nullptr;
   int64_t k_stride = 0, v_stride = 0;
+  GgmlType v_type = GgmlType::F32;
 };
 
 struct AttentionShape {

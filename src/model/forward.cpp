@@ -117,8 +117,9 @@ void project(ThreadPool& pool, const WeightView& W, const LoraUse& use, const fl
   }
 }
 
+// Element i of a row store (for block types, i starts a block: the cache checks head sizes).
 const void* elements_at(const void* base, GgmlType type, int64_t i) {
-  return static_cast<const uint8_t*>(base) + i * (type == GgmlType::F16 ? 2 : 4);
+  return static_cast<const uint8_t*>(base) + row_bytes(type, i);
 }
 
 // Self-attention of layer il for the n tokens of a batch: a (normed input) -> out.
@@ -173,9 +174,9 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
   float* o = take(ws.o, n * o_w);
   const AttentionShape shape{hk, hv, c.attn_scale, c.attn_softcap};
   auto head_view = [&](const KvCache& cache, int kvh) {
-    return KvHeadView{cache.type(), elements_at(cache.key_data(il), cache.type(), int64_t(kvh) * hk),
-                      elements_at(cache.value_data(il), cache.type(), int64_t(kvh) * hv), cache.k_width(il),
-                      cache.v_width(il)};
+    return KvHeadView{cache.k_type(), elements_at(cache.key_data(il), cache.k_type(), int64_t(kvh) * hk),
+                      elements_at(cache.value_data(il), cache.v_type(), int64_t(kvh) * hv), cache.k_width(il),
+                      cache.v_width(il), cache.v_type()};
   };
   auto first_key = [&](int p) { return L.sliding ? std::max(0, p - c.sliding_window + 1) : 0; };
   {

@@ -14,7 +14,10 @@ constexpr int kMaxChunk = 512;  // tokens per forward pass when evaluating a lon
 int default_context(const Model& model) { return std::min(model.config().n_ctx_train, 4096); }
 
 Session::Session(const Model& model, ThreadPool& pool, int n_ctx, GgmlType kv_type)
-    : model_(model), pool_(pool), cache_(model.config(), n_ctx > 0 ? n_ctx : default_context(model), kv_type) {}
+    : Session(model, pool, n_ctx, kv_type, kv_type) {}
+
+Session::Session(const Model& model, ThreadPool& pool, int n_ctx, GgmlType k_type, GgmlType v_type)
+    : model_(model), pool_(pool), cache_(model.config(), n_ctx > 0 ? n_ctx : default_context(model), k_type, v_type) {}
 
 const std::vector<float>& Session::eval(const std::vector<int32_t>& tokens, bool all_logits) {
   const int n = static_cast<int>(tokens.size());

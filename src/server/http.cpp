@@ -782,7 +782,8 @@ int serve(const ServeOptions& opt_in) {
     so.n_ctx = opt.n_ctx > 0 ? opt.n_ctx : std::min(train_ctx > 0 ? train_ctx : 4096, 4096);
     so.n_threads = opt.n_threads > 0 ? opt.n_threads : std::max(1u, std::thread::hardware_concurrency());
     so.max_queue = opt.max_queue;
-    so.kv_f16 = opt.kv_type == "f16";
+    so.kv_type_k = opt.kv_type_k;
+    so.kv_type_v = opt.kv_type_v;
     so.context_shift = opt.context_shift;
     so.n_keep = opt.n_keep;
     s.sched = std::make_unique<Scheduler>(*s.model, *s.tok, so);

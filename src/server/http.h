@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "quant/types.h"
+
 namespace slm::server {
 
 struct ServeOptions {
@@ -19,7 +21,8 @@ struct ServeOptions {
   int timeout_s = 600;  // per request: read/write timeout and generation wall-clock limit
   int max_queue = 64;
   std::string chat_template_path;
-  std::string kv_type = "f32";
+  std::string kv_type = "f32";  // for the start-up line
+  GgmlType kv_type_k = GgmlType::F32, kv_type_v = GgmlType::F32;
   std::vector<std::pair<std::string, float>> lora;  // adapters loaded at start: file, default scale
   std::string alias;  // the model name /v1/models reports (default: the file's stem)
   bool quiet = false;  // no access log

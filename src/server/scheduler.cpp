@@ -94,7 +94,7 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tok, SchedulerOptions 
   vocab_ = grammar_vocabulary(tok_);
   for (int k = 0; k < opt_.n_slots; ++k) {
     auto s = std::make_unique<Slot>();
-    s->cache = std::make_unique<KvCache>(model_.config(), opt_.n_ctx, opt_.kv_f16 ? GgmlType::F16 : GgmlType::F32);
+    s->cache = std::make_unique<KvCache>(model_.config(), opt_.n_ctx, opt_.kv_type_k, opt_.kv_type_v);
     s->logits.resize(static_cast<size_t>(model_.n_vocab()));
     slots_.push_back(std::move(s));
   }

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "quant/types.h"
 #include "server/openai.h"
 #include "slm/adapter.h"
 
@@ -65,7 +66,7 @@ struct SchedulerOptions {
   int n_threads = 2;
   int max_queue = 64;    // requests waiting for a slot beyond this get 429
   int prompt_chunk = 128;  // prompt tokens one slot may add to a step
-  bool kv_f16 = false;     // KV cache elements as F16 (half the memory) instead of F32
+  GgmlType kv_type_k = GgmlType::F32, kv_type_v = GgmlType::F32;  // KV cache element types
   // A slot whose context fills: finish with "length", or (context_shift) keep the first
   // n_keep tokens after BOS, drop half of the rest and go on, as llama-server's --context-shift.
   bool context_shift = false;

@@ -9,6 +9,7 @@
 #include "kernels/attention.h"
 #include "kernels/kernels.h"
 #include "kernels/simd_math.h"
+#include "quant/quant.h"
 #include "quant/types.h"
 
 namespace slm {
@@ -49,7 +50,7 @@ TEST(Attention, KernelEqualsReferenceOnAwkwardShapes) {
       std::normal_distribution<float> d(0.0f, 1.0f);
       std::vector<float> q(size_t(sh.n_q) * sh.hk);
       for (float& x : q) x = d(rng);
-      const KvHeadView kv{type, k.at(sh.hk), v.at(sh.hv), 2 * sh.hk, 2 * sh.hv};
+      const KvHeadView kv{type, k.at(sh.hk), v.at(sh.hv), 2 * sh.hk, 2 * sh.hv, type};
       const AttentionShape s{sh.hk, sh.hv, 1.0f / std::sqrt(float(sh.hk)), sh.softcap};
       const int hi = sh.positions - 1;
       std::vector<float> out(size_t(sh.n_q) * sh.hv), ref(out.size()), scratch(size_t(sh.n_q) * (hi - sh.lo + 1));
@@ -58,6 +59,57 @@ TEST(Attention, KernelEqualsReferenceOnAwkwardShapes) {
       for (size_t i = 0; i < out.size(); ++i)
         ASSERT_NEAR(out[i], ref[i], 2e-5f * (1 + std::fabs(ref[i])))
             << "type " << type_name(type) << " hk " << sh.hk << " n_q " << sh.n_q << " L " << hi - sh.lo + 1 << " i " << i;
+    }
+  }
+}
+
+// Rows stored as Q8_0 / Q4_0 blocks (and K and V of different types): both kernels read the
+// blocks themselves; the truth is the reference over the rows dequantized by the quantizer's
+// own dequantize_row, as f32.
+TEST(Attention, QuantizedCacheEqualsTheReferenceOnDequantizedRows) {
+  std::mt19937 rng(5);
+  struct Types {
+    GgmlType k, v;
+  };
+  for (Types t : {Types{GgmlType::Q8_0, GgmlType::Q8_0}, Types{GgmlType::Q4_0, GgmlType::Q4_0},
+                  Types{GgmlType::Q8_0, GgmlType::Q4_0}, Types{GgmlType::F16, GgmlType::Q8_0}}) {
+    for (int hk : {32, 64, 128, 256}) {
+      const int positions = 150, width = 2 * hk, n_q = 3;
+      std::normal_distribution<float> d(0.0f, 1.0f);
+      auto make = [&](GgmlType type, std::vector<uint8_t>& blocks, std::vector<float>& plain) {
+        std::vector<float> row(static_cast<size_t>(width));
+        const size_t rb = row_bytes(type, width);
+        blocks.resize(rb * positions);
+        plain.resize(size_t(positions) * width);
+        for (int p = 0; p < positions; ++p) {
+          for (float& x : row) x = d(rng);
+          quantize_row(type, row.data(), blocks.data() + p * rb, width);
+          dequantize_row(type, blocks.data() + p * rb, plain.data() + size_t(p) * width, width);
+        }
+      };
+      std::vector<uint8_t> kb, vb;
+      std::vector<float> kf, vf;
+      make(t.k, kb, kf);
+      make(t.v, vb, vf);
+      std::vector<float> q(size_t(n_q) * hk);
+      for (float& x : q) x = d(rng);
+      // The second KV head of each row.
+      const KvHeadView kv{t.k, kb.data() + row_bytes(t.k, hk), vb.data() + row_bytes(t.v, hk), width, width, t.v};
+      const KvHeadView plain{GgmlType::F32, kf.data() + hk, vf.data() + hk, width, width, GgmlType::F32};
+      const AttentionShape s{hk, hk, 1.0f / std::sqrt(float(hk)), 0};
+      std::vector<float> out(size_t(n_q) * hk), ref(out.size()), scratch(size_t(n_q) * positions);
+      attend(q.data(), n_q, kv, 3, positions - 1, s, out.data(), scratch.data());
+      attend_reference(q.data(), n_q, plain, 3, positions - 1, s, ref.data());
+      for (size_t i = 0; i < out.size(); ++i)
+        ASSERT_NEAR(out[i], ref[i], 2e-5f * (1 + std::fabs(ref[i]))) << type_name(t.k) << "/" << type_name(t.v) << " hk " << hk;
+      // The tiled kernel: n_q rows seeing different ranges.
+      std::vector<int> lo = {0, 10, 70}, hi = {positions - 1, 64, 140};
+      std::vector<float> rows_scratch(attend_rows_scratch(n_q, positions, s));
+      attend_rows(q.data(), n_q, lo.data(), hi.data(), kv, s, out.data(), rows_scratch.data());
+      for (int r = 0; r < n_q; ++r)
+        attend_reference(q.data() + size_t(r) * hk, 1, plain, lo[size_t(r)], hi[size_t(r)], s, ref.data() + size_t(r) * hk);
+      for (size_t i = 0; i < out.size(); ++i)
+        ASSERT_NEAR(out[i], ref[i], 2e-5f * (1 + std::fabs(ref[i]))) << "rows " << type_name(t.k) << "/" << type_name(t.v) << " hk " << hk;
     }
   }
 }
@@ -80,7 +132,7 @@ TEST(Attention, RowsKernelEqualsReferenceRowByRow) {
       std::normal_distribution<float> d(0.0f, 1.0f);
       std::vector<float> q(size_t(sh.rows) * sh.hk);
       for (float& x : q) x = d(rng);
-      const KvHeadView kv{type, k.at(sh.hk), v.at(sh.hv), 2 * sh.hk, 2 * sh.hv};
+      const KvHeadView kv{type, k.at(sh.hk), v.at(sh.hv), 2 * sh.hk, 2 * sh.hv, type};
       const AttentionShape s{sh.hk, sh.hv, 1.0f / std::sqrt(float(sh.hk)), sh.softcap};
       // Rows as a prompt batch makes them: the last positions, a few heads per position.
       std::vector<int> lo(static_cast<size_t>(sh.rows)), hi(static_cast<size_t>(sh.rows));

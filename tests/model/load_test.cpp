@@ -90,7 +90,13 @@ TEST(Config, KvCacheWidthsPerLayer) {
   EXPECT_EQ(f32.k_width(2), 128);
   EXPECT_EQ(f32.bytes(), size_t(16) * (64 + 64 + 128) * 2 * 4);
   EXPECT_EQ(f16.bytes() * 2, f32.bytes());
-  EXPECT_THROW(KvCache(m->config(), 16, GgmlType::Q8_0), Error);
+  // Q8_0 rows: 34 bytes per 32 values; types a cache cannot hold, and quantized heads that
+  // are not whole blocks, are refused.
+  EXPECT_EQ(KvCache(m->config(), 16, GgmlType::Q8_0).bytes(), size_t(16) * (64 + 64 + 128) * 2 / 32 * 34);
+  EXPECT_THROW(KvCache(m->config(), 16, GgmlType::Q4_K), Error);
+  auto small = Model::load(test::shared("models/stories260K.gguf"));  // head size 8
+  EXPECT_THROW(KvCache(small->config(), 16, GgmlType::Q8_0), Error);
+  EXPECT_NO_THROW(KvCache(small->config(), 16, GgmlType::F16));
 }
 
 // Writes a copy of the llama-f32 fixture after `edit` changes its metadata and tensors.
