@@ -75,7 +75,7 @@ inline __m256 load8(const void* base, int64_t i) {
     uint16_t d;
     std::memcpy(&d, blk, 2);
     const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 2 + i % 32));
-    return _mm256_mul_ps(_mm256_set1_ps(fp16_to_f32(d)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+    return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(d)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
   } else if constexpr (T == GgmlType::Q4_0) {
     const uint8_t* blk = static_cast<const uint8_t*>(base) + (i / 32) * 18;
     uint16_t d;
@@ -84,7 +84,7 @@ inline __m256 load8(const void* base, int64_t i) {
     __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 2 + (j & 15)));
     if (j >= 16) q = _mm_srli_epi16(q, 4);
     q = _mm_sub_epi8(_mm_and_si128(q, _mm_set1_epi8(0x0f)), _mm_set1_epi8(8));
-    return _mm256_mul_ps(_mm256_set1_ps(fp16_to_f32(d)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+    return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(d)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
   } else {
     return _mm256_loadu_ps(static_cast<const float*>(base) + i);
   }
