@@ -102,7 +102,10 @@ TEST(RowsX8, KernelEqualsReferenceOnAwkwardShapes) {
         ASSERT_EQ(y[i], 777.0f) << "wrote outside its row groups";
         continue;
       }
-      ASSERT_NEAR(y[i], ref[i], 1e-5f * (1 + std::fabs(ref[i])))
+      // Tokens t % 3 == 2 carry activations 100 times larger: their sums cancel terms of that
+      // size, so float rounding (another FMA contraction at another -O level) scales with it.
+      const float mag = (int64_t(i) / ys) % 3 == 2 ? 100.0f : 1.0f;
+      ASSERT_NEAR(y[i], ref[i], 1e-5f * (mag + std::fabs(ref[i])))
           << type_name(type) << " rows " << s.rows << " n " << s.n << " i " << i;
     }
     // A token alone gives bit-identical results to the same token in the batch.
