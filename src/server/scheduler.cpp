@@ -64,6 +64,9 @@ struct Scheduler::Slot {
   // after them instead of evaluating them again.
   std::vector<int32_t> cached;
   std::vector<std::pair<const LoraAdapter*, float>> cached_lora;
+  // After a context shift only the kept positions equal a fresh evaluation of their tokens
+  // (the moved ones were computed with the dropped context): no later request reuses more.
+  size_t exact = SIZE_MAX;
 
   bool active() const { return job != nullptr; }
 };
@@ -277,7 +280,8 @@ void Scheduler::step() {
       size_t reuse = 0;
       for (auto& sp : slots_) {
         if (sp->active()) continue;
-        const size_t n = sp->cached_lora == lora ? reusable(sp->cached, queue_.front()->prompt) : 0;
+        const size_t n =
+            sp->cached_lora == lora ? std::min(sp->exact, reusable(sp->cached, queue_.front()->prompt)) : 0;
         if (!s || n > reuse) {
           s = sp.get();
           reuse = n;
@@ -288,6 +292,7 @@ void Scheduler::step() {
       queue_.pop_front();
       s->cached.resize(reuse);
       s->cached_lora = lora;
+      s->exact = SIZE_MAX;  // rows from here on are this request's own
       stats_.prompt_tokens_cached += reuse;
       s->sampler = std::make_unique<Sampler>(sampler_params(s->job->request.sampling));
       if (!s->job->request.grammar.empty()) {
@@ -327,6 +332,7 @@ void Scheduler::step() {
     if (discard <= 0) return false;
     model_.shift_cache(*s.cache, keep, discard, s.n_past);
     s.n_past -= discard;
+    s.exact = std::min(s.exact, static_cast<size_t>(keep));
     if (s.cached.size() >= static_cast<size_t>(keep + discard))
       s.cached.erase(s.cached.begin() + keep, s.cached.begin() + keep + discard);
     else

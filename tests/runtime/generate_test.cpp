@@ -154,7 +154,9 @@ TEST(ContextShiftGenerate, GoesOnPastAFullContextOnlyWhenAsked) {
       EXPECT_EQ(s.n_past(), 32);
     } else {
       EXPECT_TRUE(r.stop_reason == "length" || r.stop_reason == "eog") << r.stop_reason;
-      if (r.stop_reason == "length") EXPECT_EQ(r.n_generated, 100);
+      if (r.stop_reason == "length") {
+        EXPECT_EQ(r.n_generated, 100);
+      }
       EXPECT_GT(r.n_shifts, 0);
       EXPECT_LE(s.n_past(), 32);
     }
