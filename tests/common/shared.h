@@ -1,11 +1,13 @@
 // Test helpers: where the shared reference material and the slm binary are.
 #pragma once
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sys/wait.h>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -20,6 +22,17 @@ inline std::string shared_dir() {
   return "../shared";
 }
 inline std::string shared(const std::string& rel) { return shared_dir() + "/" + rel; }
+
+// Every family's F32 fixture (../shared/fixtures/NAME-f32.gguf), names without ".gguf", sorted.
+inline std::vector<std::string> f32_fixtures() {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(shared("fixtures"))) {
+    const std::string f = e.path().filename().string();
+    if (f.ends_with("-f32.gguf")) names.push_back(f.substr(0, f.size() - 5));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
 
 inline std::string slm_bin() {
   if (const char* s = std::getenv("SLM_BIN"); s && *s) return s;

@@ -19,16 +19,6 @@
 namespace slm {
 namespace {
 
-std::vector<std::string> f32_fixtures() {
-  std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(test::shared("fixtures"))) {
-    const std::string f = e.path().filename().string();
-    if (f.ends_with("-f32.gguf")) names.push_back(f.substr(0, f.size() - 5));
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 struct ShiftCase {
   GgmlType kv;
   int n_keep, n_drop, n_move;
@@ -74,7 +64,7 @@ TEST_P(ContextShift, LayerZeroEqualsAFreshEvaluationOfTheKeptTokens) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Shared, ContextShift, ::testing::ValuesIn(f32_fixtures()), test::ParamName());
+INSTANTIATE_TEST_SUITE_P(Shared, ContextShift, ::testing::ValuesIn(test::f32_fixtures()), test::ParamName());
 
 TEST(ContextShiftArgs, RefusesWhatDoesNotFit) {
   auto model = Model::load(test::shared("models/stories260K.gguf"));

@@ -21,16 +21,6 @@
 namespace slm {
 namespace {
 
-std::vector<std::string> f32_fixtures() {
-  std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(test::shared("fixtures"))) {
-    const std::string f = e.path().filename().string();
-    if (f.ends_with("-f32.gguf")) names.push_back(f.substr(0, f.size() - 5));
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 class KvQuant : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(KvQuant, LogitsStayWithinTheCacheRounding) {
@@ -88,7 +78,7 @@ TEST_P(KvQuant, LogitsStayWithinTheCacheRounding) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Shared, KvQuant, ::testing::ValuesIn(f32_fixtures()), test::ParamName());
+INSTANTIATE_TEST_SUITE_P(Shared, KvQuant, ::testing::ValuesIn(test::f32_fixtures()), test::ParamName());
 
 }  // namespace
 }  // namespace slm

@@ -61,16 +61,6 @@ std::vector<LoraPairData> random_pairs(const Model& base, int rank, uint64_t see
   return pairs;
 }
 
-std::vector<std::string> f32_fixtures() {
-  std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(test::shared("fixtures"))) {
-    const std::string f = e.path().filename().string();
-    if (f.ends_with("-f32.gguf")) names.push_back(f.substr(0, f.size() - 5));
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 std::vector<float> eval(const Model& model, const std::vector<int32_t>& ids, const LoraSet* set) {
   ThreadPool pool(2);
   KvCache cache(model.config(), 64);
@@ -130,7 +120,7 @@ TEST_P(LoraMerge, OnTheFlyEqualsMergedWeights) {
   std::remove((tmp + ".merged.gguf").c_str());
 }
 
-INSTANTIATE_TEST_SUITE_P(Shared, LoraMerge, ::testing::ValuesIn(f32_fixtures()), test::ParamName());
+INSTANTIATE_TEST_SUITE_P(Shared, LoraMerge, ::testing::ValuesIn(test::f32_fixtures()), test::ParamName());
 
 // A quantized base merged to its own type stays that type; --type F16 gives export-lora's F16.
 TEST(LoraMergeTypes, KeepsOrForcesTheType) {

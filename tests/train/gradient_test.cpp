@@ -21,16 +21,6 @@
 namespace slm::train {
 namespace {
 
-std::vector<std::string> f32_fixtures() {
-  std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(test::shared("fixtures"))) {
-    const std::string f = e.path().filename().string();
-    if (f.ends_with("-f32.gguf")) names.push_back(f.substr(0, f.size() - 5));
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 // Two examples packed into one row (separate segments, positions restarting), some
 // predictions without loss, as training data makes them.
 Sequence packed_sequence(int n_vocab, std::mt19937& rng) {
@@ -114,7 +104,7 @@ TEST_P(GradientTest, LoraGradientsEqualFiniteDifferences) {
               lora.params().size(), checked, worst, worst_float);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shared, GradientTest, ::testing::ValuesIn(f32_fixtures()), test::ParamName());
+INSTANTIATE_TEST_SUITE_P(Shared, GradientTest, ::testing::ValuesIn(test::f32_fixtures()), test::ParamName());
 
 // Packing: two examples in one row with separate segments give the sum of their losses and
 // gradients as rows of their own; positions without weight contribute exactly nothing.
