@@ -45,15 +45,15 @@ std::vector<float> random_floats(int64_t n, uint32_t seed) {
 
 // One quantized kOut × kIn matrix (rows from a few random rows, repeated: the content does
 // not change the kernels' speed).
-std::vector<uint8_t> make_matrix(GgmlType t) {
-  const size_t rb = slm::row_bytes(t, kIn);
-  std::vector<uint8_t> m(rb * kOut);
+std::vector<uint8_t> make_matrix(GgmlType t, int64_t rows = kOut, int64_t cols = kIn) {
+  const size_t rb = slm::row_bytes(t, cols);
+  std::vector<uint8_t> m(rb * rows);
   constexpr int kDistinct = 16;
   for (int r = 0; r < kDistinct; ++r) {
-    auto x = random_floats(kIn, 100 + r);
-    slm::quantize_row(t, x.data(), m.data() + r * rb, kIn);
+    auto x = random_floats(cols, 100 + r);
+    slm::quantize_row(t, x.data(), m.data() + r * rb, cols);
   }
-  for (int64_t r = kDistinct; r < kOut; ++r) std::memcpy(m.data() + r * rb, m.data() + (r % kDistinct) * rb, rb);
+  for (int64_t r = kDistinct; r < rows; ++r) std::memcpy(m.data() + r * rb, m.data() + (r % kDistinct) * rb, rb);
   return m;
 }
 
@@ -131,23 +131,31 @@ void Gemm(benchmark::State& state, GgmlType t, bool tiled) {
 
 // matmul() (activation encoding included) through the eight-row interleaved copy of
 // rows_x8.h against the same rows in file layout, one thread: the repacking's gain.
-void MatmulRowsX8(benchmark::State& state, GgmlType t, bool packed, int64_t tokens) {
-  const auto w = make_matrix(t);
-  const size_t ws = slm::row_bytes(t, kIn);
-  std::vector<uint8_t> p(w.size());
+// rows × cols (default kOut × kIn) on `threads` threads; a tall matrix (an output layer of
+// 2048 × 128k) is read from memory, not cache, as in decode.
+void MatmulRowsX8(benchmark::State& state, GgmlType t, bool packed, int64_t tokens, int64_t rows,
+                  int64_t cols, int threads) {
+  const auto w = make_matrix(t, rows, cols);
+  const size_t ws = slm::row_bytes(t, cols);
+  const size_t group_bytes = t == GgmlType::Q4_K ? size_t(cols / 256) * sizeof(slm::block_q4_Kx8) : 8 * ws;
+  std::vector<uint8_t> p(group_bytes * (rows / 8));
   if (t == GgmlType::Q4_0)
-    slm::repack_q4_0x8(w.data(), ws, kOut, kIn / 32, reinterpret_cast<slm::block_q4_0x8*>(p.data()));
+    slm::repack_q4_0x8(w.data(), ws, rows, cols / 32, reinterpret_cast<slm::block_q4_0x8*>(p.data()));
+  else if (t == GgmlType::Q8_0)
+    slm::repack_q8_0x8(w.data(), ws, rows, cols / 32, reinterpret_cast<slm::block_q8_0x8*>(p.data()));
+  else if (t == GgmlType::Q4_K)
+    slm::repack_q4_Kx8(w.data(), ws, rows, cols / 256, reinterpret_cast<slm::block_q4_Kx8*>(p.data()));
   else
-    slm::repack_q8_0x8(w.data(), ws, kOut, kIn / 32, reinterpret_cast<slm::block_q8_0x8*>(p.data()));
-  const slm::WeightView v{t, kIn, kOut, w.data(), ws, packed ? p.data() : nullptr};
-  slm::ThreadPool pool(1);
-  const auto x = random_floats(kIn * tokens, 13);
-  std::vector<float> y(tokens * kOut);
+    slm::repack_q6_Kx8(w.data(), ws, rows, cols / 256, reinterpret_cast<slm::block_q6_Kx8*>(p.data()));
+  const slm::WeightView v{t, cols, rows, w.data(), ws, packed ? p.data() : nullptr, packed ? group_bytes : 0};
+  slm::ThreadPool pool(threads);
+  const auto x = random_floats(cols * tokens, 13);
+  std::vector<float> y(tokens * rows);
   for (auto _ : state) {
     slm::matmul(pool, v, x.data(), tokens, y.data());
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * tokens * kOut * kIn / 1e9,
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * tokens * rows * cols / 1e9,
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 
@@ -173,13 +181,18 @@ const bool registered = [] {
   for (GgmlType t : kTypes)
     benchmark::RegisterBenchmark(("GemmRowByRow/" + std::string(slm::type_name(t))).c_str(), Gemm, t, false)
         ->Unit(benchmark::kMillisecond)->MinTime(0.5);
-  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0})
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K})
     for (int64_t tokens : {int64_t(1), kTokens})
       for (bool packed : {false, true})
         benchmark::RegisterBenchmark(("Matmul" + std::string(packed ? "RowsX8/" : "Plain/") + slm::type_name(t) + "/" +
                                       std::to_string(tokens)).c_str(),
-                                     MatmulRowsX8, t, packed, tokens)
+                                     MatmulRowsX8, t, packed, tokens, kOut, kIn, 1)
             ->Unit(benchmark::kMillisecond)->MinTime(0.5);
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K})
+    for (bool packed : {false, true})
+      benchmark::RegisterBenchmark(("MatmulTall" + std::string(packed ? "RowsX8/" : "Plain/") + slm::type_name(t)).c_str(),
+                                   MatmulRowsX8, t, packed, 1, 131072, 2048, 2)
+          ->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
   for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q4_K, GgmlType::F16})
     benchmark::RegisterBenchmark(("QuantizeAct/" + std::string(slm::type_name(t))).c_str(), QuantizeAct, t);
   return true;

@@ -46,6 +46,20 @@ bool matmul_quantized(ThreadPool& pool, const WeightView& W, const float* x, int
     });
     return true;
   }
+  if (W.packed && (W.type == GgmlType::Q4_K || W.type == GgmlType::Q6_K) && N % 8 == 0) {
+    // The K-quant layouts take Q8_K activations, whose blocks carry their own sums.
+    const int64_t nb = K / 256;
+    pool.parallel_for(n_tokens, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; ++t) quantize_act_row(W.type, x + t * K, a + static_cast<size_t>(t) * as, K);
+    });
+    pool.parallel_for(N / 8, [&](int64_t gb, int64_t ge, int) {
+      if (W.type == GgmlType::Q4_K)
+        gemm_q4_Kx8(reinterpret_cast<const block_q4_Kx8*>(W.packed), nb, gb, ge, a, as, n_tokens, y, N);
+      else
+        gemm_q6_Kx8(reinterpret_cast<const block_q6_Kx8*>(W.packed), nb, gb, ge, a, as, n_tokens, y, N);
+    });
+    return true;
+  }
   if (n_tokens == 1) {
     quantize_act_row(W.type, x, a, K);
     pool.parallel_for(N, [&](int64_t b, int64_t e, int) {

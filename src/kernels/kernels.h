@@ -19,16 +19,19 @@ struct WeightView {
   int64_t rows = 0;
   const uint8_t* data = nullptr;
   size_t row_stride = 0;
-  // Optional: the same Q4_0 or Q8_0 rows interleaved eight at a time (rows_x8.h), which
-  // the matmul prefers. Eight interleaved rows take the bytes of eight plain rows, so row
-  // r's group starts at packed + r * row_stride too.
+  // Optional: the same Q4_0, Q8_0 or Q4_K rows interleaved eight at a time (rows_x8.h),
+  // which the matmul prefers; each group of eight rows takes packed_group_bytes (Q4_0 and
+  // Q8_0: the bytes of eight plain rows; Q4_K: a little more, its scales unpacked).
   const uint8_t* packed = nullptr;
+  size_t packed_group_bytes = 0;
   bool empty() const { return data == nullptr; }
   // Rows [first, first + count) as a view of their own (e.g. one expert of a stacked tensor).
   WeightView slice_rows(int64_t first, int64_t count) const {
     const size_t off = static_cast<size_t>(first) * row_stride;
     const bool keep_packed = packed && first % 8 == 0 && count % 8 == 0;
-    return {type, cols, count, data + off, row_stride, keep_packed ? packed + off : nullptr};
+    return {type, cols, count, data + off, row_stride,
+            keep_packed ? packed + static_cast<size_t>(first / 8) * packed_group_bytes : nullptr,
+            keep_packed ? packed_group_bytes : 0};
   }
 };
 

@@ -10,7 +10,10 @@
 namespace slm {
 
 using quant::block_q4_0;
+using quant::block_q4_K;
+using quant::block_q6_K;
 using quant::block_q8_0;
+using quant::block_q8_K;
 
 namespace {
 // Block k of rows 8g..8g+7 → one interleaved block: the eight scales, then the rows' codes in
@@ -79,6 +82,120 @@ void gemm_q8_0x8_scalar(const block_q8_0x8* w, int64_t nb, int64_t g_begin, int6
         y[t * ys + 8 * g + r] = sum;
       }
     }
+  }
+}
+
+void repack_q4_Kx8(const void* src, size_t row_stride, int64_t rows, int64_t nb, block_q4_Kx8* dst) {
+  const auto* base = static_cast<const uint8_t*>(src);
+  for (int64_t g = 0; g < rows / 8; ++g)
+    for (int64_t k = 0; k < nb; ++k) {
+      block_q4_Kx8& out = dst[g * nb + k];
+      for (int r = 0; r < 8; ++r) {
+        const block_q4_K& b = reinterpret_cast<const block_q4_K*>(base + size_t(8 * g + r) * row_stride)[k];
+        out.d[r] = b.d;
+        out.dmin[r] = b.dmin;
+        uint8_t sm[16];
+        quant::unpack_scales_mins_k4(b.scales, sm);
+        for (int j = 0; j < 8; ++j) {
+          out.scales[8 * j + r] = sm[j];
+          out.mins[16 * (j / 2) + 2 * r + j % 2] = sm[8 + j];
+        }
+        for (int m = 0; m < 32; ++m) std::memcpy(out.qs + 32 * m + 4 * r, b.qs + 4 * m, 4);
+      }
+    }
+}
+
+void gemm_q4_Kx8_scalar(const block_q4_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                        size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const auto* a = reinterpret_cast<const block_q8_K*>(static_cast<const uint8_t*>(acts) + size_t(t) * act_stride);
+    for (int64_t g = g_begin; g < g_end; ++g) {
+      for (int r = 0; r < 8; ++r) {
+        float sum = 0;
+        for (int64_t k = 0; k < nb; ++k) {
+          const block_q4_Kx8& b = w[g * nb + k];
+          int32_t isum = 0, msum = 0;
+          for (int j = 0; j < 8; ++j) {
+            // Value 64p + 32e + i of the super-block is nibble e of the row's qs[32p + i].
+            const int p = j / 2, e = j % 2;
+            int32_t dot = 0;
+            for (int i = 0; i < 32; ++i) {
+              const int q = 32 * p + i;
+              const uint8_t byte = b.qs[32 * (q / 4) + 4 * r + q % 4];
+              dot += (e ? byte >> 4 : byte & 0xF) * a[k].qs[64 * p + 32 * e + i];
+            }
+            isum += b.scales[8 * j + r] * dot;
+            msum += b.mins[16 * p + 2 * r + e] * (a[k].bsums[2 * j] + a[k].bsums[2 * j + 1]);
+          }
+          sum += a[k].d * fp16_to_f32(b.d[r]) * static_cast<float>(isum);
+          sum -= a[k].d * fp16_to_f32(b.dmin[r]) * static_cast<float>(msum);
+        }
+        y[t * ys + 8 * g + r] = sum;
+      }
+    }
+  }
+}
+
+namespace {
+// The stored 6-bit code (q + 32) of value v of a plain Q6_K block: values 128n + 32k + l take
+// their low bits from ql[64n + 32(k&1) + l] (low nibble for k < 2) and their top two from
+// bits 2k..2k+1 of qh[32n + l].
+uint8_t q6_code(const block_q6_K& b, int v) {
+  const int n = v / 128, k = v % 128 / 32, l = v % 32;
+  const uint8_t lq = b.ql[64 * n + 32 * (k & 1) + l];
+  return static_cast<uint8_t>((k < 2 ? lq & 0xF : lq >> 4) | ((b.qh[32 * n + l] >> (2 * k)) & 3) << 4);
+}
+
+// The same code from an interleaved block, row r (see rows_x8.h).
+int q6x8_code(const block_q6_Kx8& b, int r, int v) {
+  const int s = v / 16, e = v % 16 / 4, i = v % 4;
+  const uint8_t lq = b.qs[96 * s + 32 * (e / 2) + 4 * r + i];
+  return (e & 1 ? lq >> 4 : lq & 0xF) | ((b.qs[96 * s + 64 + 4 * r + i] >> (2 * e)) & 3) << 4;
+}
+}  // namespace
+
+void repack_q6_Kx8(const void* src, size_t row_stride, int64_t rows, int64_t nb, block_q6_Kx8* dst) {
+  const auto* base = static_cast<const uint8_t*>(src);
+  for (int64_t g = 0; g < rows / 8; ++g)
+    for (int64_t k = 0; k < nb; ++k) {
+      block_q6_Kx8& out = dst[g * nb + k];
+      for (int r = 0; r < 8; ++r) {
+        const block_q6_K& b = reinterpret_cast<const block_q6_K*>(base + size_t(8 * g + r) * row_stride)[k];
+        out.d[r] = b.d;
+        for (int s = 0; s < 16; ++s) {
+          out.scales[8 * s + r] = b.scales[s];
+          for (int i = 0; i < 4; ++i) {
+            for (int h = 0; h < 2; ++h)
+              out.qs[96 * s + 32 * h + 4 * r + i] = static_cast<uint8_t>(
+                  (q6_code(b, 16 * s + 8 * h + i) & 0xF) | (q6_code(b, 16 * s + 8 * h + 4 + i) & 0xF) << 4);
+            uint8_t top = 0;
+            for (int e = 0; e < 4; ++e) top |= static_cast<uint8_t>((q6_code(b, 16 * s + 4 * e + i) >> 4) << (2 * e));
+            out.qs[96 * s + 64 + 4 * r + i] = top;
+          }
+        }
+      }
+    }
+}
+
+void gemm_q6_Kx8_scalar(const block_q6_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                        size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const auto* a = reinterpret_cast<const block_q8_K*>(static_cast<const uint8_t*>(acts) + size_t(t) * act_stride);
+    for (int64_t g = g_begin; g < g_end; ++g)
+      for (int r = 0; r < 8; ++r) {
+        float sum = 0;
+        for (int64_t k = 0; k < nb; ++k) {
+          const block_q6_Kx8& b = w[g * nb + k];
+          int32_t isum = 0;
+          for (int s = 0; s < 16; ++s) {
+            int32_t dot = 0;
+            for (int i = 0; i < 16; ++i) dot += q6x8_code(b, r, 16 * s + i) * a[k].qs[16 * s + i];
+            isum += b.scales[8 * s + r] * (dot - 32 * a[k].bsums[s]);
+          }
+          sum += a[k].d * fp16_to_f32(b.d[r]) * static_cast<float>(isum);
+        }
+        y[t * ys + 8 * g + r] = sum;
+      }
   }
 }
 
@@ -192,6 +309,154 @@ void tile_q8(const block_q8_0x8* w, int64_t nb, const uint8_t* acts, size_t as, 
   for (int j = 0; j < RN; ++j) _mm256_storeu_ps(y + j * ys, acc[j]);
 }
 
+// Q4_K: per super-block and sub-block pair p, eight chunks give each row's integer dot of
+// sub-blocks 2p (low nibbles) and 2p+1 (high nibbles) in its lane; the lanes are multiplied by
+// the rows' scales and summed exactly in 32 bits (|Σ| ≤ 8·63·15·127·32), and the min term is
+// one 16-bit multiply-add per pair against the token's sub-block sums.
+template <int RN>
+void tile_q4K(const block_q4_Kx8* w, int64_t nb, const uint8_t* acts, size_t as, const int32_t*, int64_t,
+              float* y, int64_t ys) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc[RN];
+  for (int j = 0; j < RN; ++j) acc[j] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < nb; ++k) {
+    const block_q4_Kx8& b = w[k];
+    const block_q8_K* a[RN];
+    for (int j = 0; j < RN; ++j) a[j] = reinterpret_cast<const block_q8_K*>(acts + j * as) + k;
+    __m256i isum[RN], msum[RN];
+    for (int j = 0; j < RN; ++j) isum[j] = msum[j] = _mm256_setzero_si256();
+    // Each token's eight sub-block sums (pairs of its 16-value bsums) as 16-bit values.
+    __m256i subsum[RN];
+    for (int j = 0; j < RN; ++j) {
+      const __m128i s0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[j]->bsums));
+      const __m128i s1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[j]->bsums + 8));
+      subsum[j] = _mm256_zextsi128_si256(_mm_hadd_epi16(s0, s1));
+    }
+    for (int p = 0; p < 4; ++p) {
+      const __m256i sc_lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.scales + 16 * p)));
+      const __m256i sc_hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.scales + 16 * p + 8)));
+#if defined(SLM_VNNI)
+      __m256i lo_dot[RN], hi_dot[RN];
+      for (int j = 0; j < RN; ++j) lo_dot[j] = hi_dot[j] = _mm256_setzero_si256();
+      for (int c = 0; c < 8; ++c) {
+        const __m256i q = vdot::loadu256(b.qs + 32 * (8 * p + c));
+        const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        for (int j = 0; j < RN; ++j) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+          lo_dot[j] = _mm256_dpbusd_epi32(lo_dot[j], lo, bcast4(a[j]->qs + 64 * p + 4 * c));
+          hi_dot[j] = _mm256_dpbusd_epi32(hi_dot[j], hi, bcast4(a[j]->qs + 64 * p + 32 + 4 * c));
+#else
+          lo_dot[j] = _mm256_dpbusd_avx_epi32(lo_dot[j], lo, bcast4(a[j]->qs + 64 * p + 4 * c));
+          hi_dot[j] = _mm256_dpbusd_avx_epi32(hi_dot[j], hi, bcast4(a[j]->qs + 64 * p + 32 + 4 * c));
+#endif
+        }
+      }
+      for (int j = 0; j < RN; ++j)
+        isum[j] = _mm256_add_epi32(isum[j], _mm256_add_epi32(_mm256_mullo_epi32(lo_dot[j], sc_lo),
+                                                             _mm256_mullo_epi32(hi_dot[j], sc_hi)));
+#else
+      // maddubs pair sums (≤ 2·15·127) over eight chunks stay within int16 (30480); the
+      // 16-bit multiply-add with the scale repeated in both halves of each lane widens them.
+      (void)sc_lo;
+      (void)sc_hi;
+      const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales + 16 * p));
+      const __m256i sc16_lo = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(s8, s8));
+      const __m256i sc16_hi = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(s8, s8));
+      __m256i lo_dot[RN], hi_dot[RN];
+      for (int j = 0; j < RN; ++j) lo_dot[j] = hi_dot[j] = _mm256_setzero_si256();
+      for (int c = 0; c < 8; ++c) {
+        const __m256i q = vdot::loadu256(b.qs + 32 * (8 * p + c));
+        const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        for (int j = 0; j < RN; ++j) {
+          lo_dot[j] = _mm256_add_epi16(lo_dot[j], _mm256_maddubs_epi16(lo, bcast4(a[j]->qs + 64 * p + 4 * c)));
+          hi_dot[j] = _mm256_add_epi16(hi_dot[j], _mm256_maddubs_epi16(hi, bcast4(a[j]->qs + 64 * p + 32 + 4 * c)));
+        }
+      }
+      for (int j = 0; j < RN; ++j)
+        isum[j] = _mm256_add_epi32(isum[j], _mm256_add_epi32(_mm256_madd_epi16(lo_dot[j], sc16_lo),
+                                                             _mm256_madd_epi16(hi_dot[j], sc16_hi)));
+#endif
+      const __m256i mins = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.mins + 16 * p)));
+      for (int j = 0; j < RN; ++j) {
+        const __m256i pair = _mm256_permutevar8x32_epi32(subsum[j], _mm256_set1_epi32(p));
+        msum[j] = _mm256_add_epi32(msum[j], _mm256_madd_epi16(mins, pair));
+      }
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
+    const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.dmin)));
+    for (int j = 0; j < RN; ++j) {
+      const __m256 da = _mm256_set1_ps(a[j]->d);
+      acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(da, dw), _mm256_cvtepi32_ps(isum[j]), acc[j]);
+      acc[j] = _mm256_fnmadd_ps(_mm256_mul_ps(da, dmw), _mm256_cvtepi32_ps(msum[j]), acc[j]);
+    }
+  }
+  for (int j = 0; j < RN; ++j) _mm256_storeu_ps(y + j * ys, acc[j]);
+}
+
+// Q6_K: one sub-block of 16 values per step, its four chunks rebuilt from two nibbles and two
+// bits; the −32 offset of the codes is the sub-block's activation sum times 32, subtracted
+// before the row scales multiply (|Σ| per super-block ≤ 16·128·(16·63·128 + 32·2048) < 2^31).
+template <int RN>
+void tile_q6K(const block_q6_Kx8* w, int64_t nb, const uint8_t* acts, size_t as, const int32_t*, int64_t,
+              float* y, int64_t ys) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
+  __m256 acc[RN];
+  for (int j = 0; j < RN; ++j) acc[j] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < nb; ++k) {
+    const block_q6_Kx8& b = w[k];
+    const block_q8_K* a[RN];
+    for (int j = 0; j < RN; ++j) a[j] = reinterpret_cast<const block_q8_K*>(acts + j * as) + k;
+    __m256i isum[RN];
+    for (int j = 0; j < RN; ++j) isum[j] = _mm256_setzero_si256();
+    for (int s = 0; s < 16; ++s) {
+      const uint8_t* codes = b.qs + 96 * s;
+      const __m256i l0 = vdot::loadu256(codes), l1 = vdot::loadu256(codes + 32), h = vdot::loadu256(codes + 64);
+      const __m256i u0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m2));
+      const __m256i u1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                         _mm256_and_si256(_mm256_slli_epi16(h, 2), m2));
+      const __m256i u2 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(h, m2));
+      const __m256i u3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi16(h, 2), m2));
+      const __m128i s8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.scales + 8 * s));
+#if defined(SLM_VNNI)
+      const __m256i sc = _mm256_cvtepi8_epi32(s8);
+      for (int j = 0; j < RN; ++j) {
+        const int8_t* q = a[j]->qs + 16 * s;
+        __m256i d = _mm256_set1_epi32(-32 * a[j]->bsums[s]);
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+        d = _mm256_dpbusd_epi32(d, u0, bcast4(q));
+        d = _mm256_dpbusd_epi32(d, u1, bcast4(q + 4));
+        d = _mm256_dpbusd_epi32(d, u2, bcast4(q + 8));
+        d = _mm256_dpbusd_epi32(d, u3, bcast4(q + 12));
+#else
+        d = _mm256_dpbusd_avx_epi32(d, u0, bcast4(q));
+        d = _mm256_dpbusd_avx_epi32(d, u1, bcast4(q + 4));
+        d = _mm256_dpbusd_avx_epi32(d, u2, bcast4(q + 8));
+        d = _mm256_dpbusd_avx_epi32(d, u3, bcast4(q + 12));
+#endif
+        isum[j] = _mm256_add_epi32(isum[j], _mm256_mullo_epi32(d, sc));
+      }
+#else
+      // Two maddubs pair sums (each ≤ 2·63·128) still fit int16; the 16-bit multiply-add
+      // with each row's scale in both halves of its lane widens them, and the offset too.
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s8, s8));
+      for (int j = 0; j < RN; ++j) {
+        const int8_t* q = a[j]->qs + 16 * s;
+        const __m256i t1 = _mm256_add_epi16(_mm256_maddubs_epi16(u0, bcast4(q)), _mm256_maddubs_epi16(u1, bcast4(q + 4)));
+        const __m256i t2 = _mm256_add_epi16(_mm256_maddubs_epi16(u2, bcast4(q + 8)), _mm256_maddubs_epi16(u3, bcast4(q + 12)));
+        const __m256i off = _mm256_madd_epi16(sc16, _mm256_set1_epi32(static_cast<uint16_t>(a[j]->bsums[s])));
+        const __m256i d = _mm256_add_epi32(_mm256_madd_epi16(t1, sc16), _mm256_madd_epi16(t2, sc16));
+        isum[j] = _mm256_add_epi32(isum[j], _mm256_sub_epi32(d, _mm256_slli_epi32(off, 5)));
+      }
+#endif
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
+    for (int j = 0; j < RN; ++j)
+      acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(a[j]->d), dw), _mm256_cvtepi32_ps(isum[j]), acc[j]);
+  }
+  for (int j = 0; j < RN; ++j) _mm256_storeu_ps(y + j * ys, acc[j]);
+}
+
 constexpr int kRN = 4;
 constexpr size_t kGroupBlockBytes = 256 * 1024;  // weights held in L2 while tokens pass
 
@@ -209,12 +474,12 @@ void gemm_x8(const Block* w, int64_t nb, int64_t g_begin, int64_t g_end, const v
     int64_t t = 0;
     for (; t + kRN <= n_tok; t += kRN)
       for (int64_t g = g0; g < g1; ++g)
-        T4(w + g * nb, nb, a + t * act_stride, act_stride, act_sums + t * nb, nb, y + t * ys + 8 * g, ys);
+        T4(w + g * nb, nb, a + t * act_stride, act_stride, act_sums ? act_sums + t * nb : nullptr, nb, y + t * ys + 8 * g, ys);
     for (int64_t g = g0; g < g1; ++g) {
       const Block* wg = w + g * nb;
       float* yg = y + t * ys + 8 * g;
       const uint8_t* at = a + t * act_stride;
-      const int32_t* st = act_sums + t * nb;
+      const int32_t* st = act_sums ? act_sums + t * nb : nullptr;  // (Q4_K needs none)
       switch (n_tok - t) {
         case 3: T3(wg, nb, at, act_stride, st, nb, yg, ys); break;
         case 2: T2(wg, nb, at, act_stride, st, nb, yg, ys); break;
@@ -242,9 +507,31 @@ void gemm_q8_0x8(const block_q8_0x8* w, int64_t nb, int64_t g_begin, int64_t g_e
                                                                        act_sums, n_tok, y, ys);
 }
 
+void gemm_q4_Kx8(const block_q4_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                 size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
+  gemm_x8<block_q4_Kx8, tile_q4K<4>, tile_q4K<3>, tile_q4K<2>, tile_q4K<1>>(w, nb, g_begin, g_end, acts, act_stride,
+                                                                           nullptr, n_tok, y, ys);
+}
+
+void gemm_q6_Kx8(const block_q6_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                 size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
+  gemm_x8<block_q6_Kx8, tile_q6K<4>, tile_q6K<3>, tile_q6K<2>, tile_q6K<1>>(w, nb, g_begin, g_end, acts, act_stride,
+                                                                           nullptr, n_tok, y, ys);
+}
+
 #else
 
 bool rows_x8_available() { return false; }
+
+void gemm_q4_Kx8(const block_q4_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                 size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
+  gemm_q4_Kx8_scalar(w, nb, g_begin, g_end, acts, act_stride, n_tok, y, ys);
+}
+
+void gemm_q6_Kx8(const block_q6_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                 size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
+  gemm_q6_Kx8_scalar(w, nb, g_begin, g_end, acts, act_stride, n_tok, y, ys);
+}
 
 void gemm_q4_0x8(const block_q4_0x8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
                  size_t act_stride, const int32_t* act_sums, int64_t n_tok, float* y, int64_t ys) {

@@ -149,16 +149,23 @@ void Weights::repack_for_cpu(bool release_file_pages) {
   if (!rows_x8_available()) return;
   const long page = sysconf(_SC_PAGESIZE);
   auto pack = [&](WeightView& v) {
-    if (v.empty() || v.packed || (v.type != GgmlType::Q4_0 && v.type != GgmlType::Q8_0) || v.rows % 8 != 0 ||
-        v.cols % 32 != 0)
+    const bool k_quant = v.type == GgmlType::Q4_K || v.type == GgmlType::Q6_K;
+    if (v.empty() || v.packed || (v.type != GgmlType::Q4_0 && v.type != GgmlType::Q8_0 && !k_quant) ||
+        v.rows % 8 != 0 || v.cols % (k_quant ? 256 : 32) != 0)
       return;
-    if (v.data == token_embd.data) return;  // tied output: lookups need the plain rows
     const size_t bytes = static_cast<size_t>(v.rows) * v.row_stride;
-    std::unique_ptr<uint8_t[]> buf(new uint8_t[bytes]);
+    const int64_t nb = v.cols / (k_quant ? 256 : 32);
+    const size_t group_bytes = v.type == GgmlType::Q4_K ? static_cast<size_t>(nb) * sizeof(block_q4_Kx8) : 8 * v.row_stride;
+    std::unique_ptr<uint8_t[]> buf(new uint8_t[static_cast<size_t>(v.rows / 8) * group_bytes]);
     if (v.type == GgmlType::Q4_0)
-      repack_q4_0x8(v.data, v.row_stride, v.rows, v.cols / 32, reinterpret_cast<block_q4_0x8*>(buf.get()));
+      repack_q4_0x8(v.data, v.row_stride, v.rows, nb, reinterpret_cast<block_q4_0x8*>(buf.get()));
+    else if (v.type == GgmlType::Q8_0)
+      repack_q8_0x8(v.data, v.row_stride, v.rows, nb, reinterpret_cast<block_q8_0x8*>(buf.get()));
+    else if (v.type == GgmlType::Q4_K)
+      repack_q4_Kx8(v.data, v.row_stride, v.rows, nb, reinterpret_cast<block_q4_Kx8*>(buf.get()));
     else
-      repack_q8_0x8(v.data, v.row_stride, v.rows, v.cols / 32, reinterpret_cast<block_q8_0x8*>(buf.get()));
+      repack_q6_Kx8(v.data, v.row_stride, v.rows, nb, reinterpret_cast<block_q6_Kx8*>(buf.get()));
+    v.packed_group_bytes = group_bytes;
     v.packed = buf.get();
     packed_.push_back(std::move(buf));
     if (release_file_pages && page > 0) {
@@ -175,6 +182,8 @@ void Weights::repack_for_cpu(bool release_file_pages) {
     for (ExpertWeights* e : {&l.gate_exps, &l.up_exps, &l.down_exps})
       if (e->rows_per_expert % 8 == 0) pack(e->all);
   }
+  // A tied output is the embedding: the matmul reads the packed copy, and the embedding
+  // lookups keep reading the file's rows (released pages fault back in one row at a time).
   pack(output);
 }
 

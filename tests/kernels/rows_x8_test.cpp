@@ -1,4 +1,4 @@
-// The interleaved Q4_0 and Q8_0 layouts: the repack keeps every value (the reference kernels
+// The interleaved Q4_0, Q8_0, Q4_K and Q6_K layouts: the repack keeps every value (the reference kernels
 // equal the plain scalar vec_dot), the fast kernel equals the reference on awkward
 // shapes, a token alone equals the same token in a batch bit for bit, and matmul through the
 // packed copy equals matmul through the plain rows.
@@ -37,11 +37,12 @@ struct Problem {
       for (auto& v : x) v = dist(rng);
       quantize_row(type, x.data(), w.data() + r * ws, n);
     }
-    const int64_t nb = n / 32;
+    const int64_t nb = n / block();
     sums.resize(tokens * nb);
     for (int64_t t = 0; t < tokens; ++t) {
       for (auto& v : x) v = dist(rng) * (t % 3 == 2 ? 100.0f : 1.0f);  // extreme codes too
       quantize_act_row(type, x.data(), a.data() + t * as, n);
+      if (block() == 256) continue;  // Q8_K blocks carry their own sums
       const auto* blk = reinterpret_cast<const quant::block_q8_0*>(a.data() + t * as);
       for (int64_t k = 0; k < nb; ++k) {
         int32_t s = 0;
@@ -49,17 +50,31 @@ struct Problem {
         sums[t * nb + k] = s;
       }
     }
-    packed.resize(ws * rows);
+    packed.resize(group_bytes() * (rows / 8));
     if (type == GgmlType::Q4_0)
       repack_q4_0x8(w.data(), ws, rows, nb, reinterpret_cast<block_q4_0x8*>(packed.data()));
-    else
+    else if (type == GgmlType::Q8_0)
       repack_q8_0x8(w.data(), ws, rows, nb, reinterpret_cast<block_q8_0x8*>(packed.data()));
+    else if (type == GgmlType::Q4_K)
+      repack_q4_Kx8(w.data(), ws, rows, nb, reinterpret_cast<block_q4_Kx8*>(packed.data()));
+    else
+      repack_q6_Kx8(w.data(), ws, rows, nb, reinterpret_cast<block_q6_Kx8*>(packed.data()));
+  }
+  int64_t block() const { return type == GgmlType::Q4_K || type == GgmlType::Q6_K ? 256 : 32; }
+  size_t group_bytes() const {
+    return type == GgmlType::Q4_K ? size_t(n / 256) * sizeof(block_q4_Kx8) : 8 * ws;
   }
   void gemm(bool fast, int64_t g_begin, int64_t g_end, int64_t first_token, int64_t n_tok, float* y, int64_t ys) const {
-    const int64_t nb = n / 32;
+    const int64_t nb = n / block();
     const uint8_t* at = a.data() + first_token * as;
     const int32_t* st = sums.data() + first_token * nb;
-    if (type == GgmlType::Q4_0) {
+    if (type == GgmlType::Q4_K) {
+      const auto* pw = reinterpret_cast<const block_q4_Kx8*>(packed.data());
+      (fast ? gemm_q4_Kx8 : gemm_q4_Kx8_scalar)(pw, nb, g_begin, g_end, at, as, n_tok, y, ys);
+    } else if (type == GgmlType::Q6_K) {
+      const auto* pw = reinterpret_cast<const block_q6_Kx8*>(packed.data());
+      (fast ? gemm_q6_Kx8 : gemm_q6_Kx8_scalar)(pw, nb, g_begin, g_end, at, as, n_tok, y, ys);
+    } else if (type == GgmlType::Q4_0) {
       const auto* pw = reinterpret_cast<const block_q4_0x8*>(packed.data());
       (fast ? gemm_q4_0x8 : gemm_q4_0x8_scalar)(pw, nb, g_begin, g_end, at, as, st, n_tok, y, ys);
     } else {
@@ -69,13 +84,16 @@ struct Problem {
   }
 };
 
-const GgmlType kTypes[] = {GgmlType::Q4_0, GgmlType::Q8_0};
+const GgmlType kTypes[] = {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K};
+
+// The shapes below are in 32-value blocks; the K-quants' super-blocks hold 256.
+int64_t values(GgmlType type, int64_t n) { return type == GgmlType::Q4_K || type == GgmlType::Q6_K ? 8 * n : n; }
 
 TEST(RowsX8, ReferenceEqualsScalarVecDot) {
   // Every block sum is an exact integer and the per-block float operations are the scalar
   // vec_dot's, so the two agree to rounding of the final sum only.
   for (GgmlType type : kTypes) {
-  Problem p(type, 16, 96, 3, 1);
+  Problem p(type, 16, values(type, 96), 3, 1);
   std::vector<float> y(p.tokens * p.rows);
   p.gemm(false, 0, p.rows / 8, 0, p.tokens, y.data(), p.rows);
   for (int64_t t = 0; t < p.tokens; ++t)
@@ -91,7 +109,7 @@ TEST(RowsX8, KernelEqualsReferenceOnAwkwardShapes) {
   const Shape shapes[] = {{8, 32, 1, 0, 1}, {16, 64, 5, 0, 2}, {24, 288, 9, 1, 3}, {64, 2048, 4, 0, 8}, {32, 96, 7, 2, 4}};
   for (GgmlType type : kTypes)
   for (const Shape& s : shapes) {
-    Problem p(type, s.rows, s.n, s.tokens, uint32_t(s.rows * 31 + s.n));
+    Problem p(type, s.rows, values(type, s.n), s.tokens, uint32_t(s.rows * 31 + s.n));
     const int64_t ys = s.rows + 5;
     std::vector<float> y(s.tokens * ys, 777.0f), ref(s.tokens * ys, 777.0f);
     p.gemm(true, s.g_begin, s.g_end, 0, s.tokens, y.data(), ys);
@@ -106,7 +124,7 @@ TEST(RowsX8, KernelEqualsReferenceOnAwkwardShapes) {
       // size, so float rounding (another FMA contraction at another -O level) scales with it.
       const float mag = (int64_t(i) / ys) % 3 == 2 ? 100.0f : 1.0f;
       ASSERT_NEAR(y[i], ref[i], 1e-5f * (mag + std::fabs(ref[i])))
-          << type_name(type) << " rows " << s.rows << " n " << s.n << " i " << i;
+          << type_name(type) << " rows " << s.rows << " n " << p.n << " i " << i;
     }
     // A token alone gives bit-identical results to the same token in the batch.
     for (int64_t t = 0; t < s.tokens; ++t) {
@@ -119,7 +137,7 @@ TEST(RowsX8, KernelEqualsReferenceOnAwkwardShapes) {
 
 TEST(RowsX8, MatmulThroughPackedCopyEqualsPlainRows) {
   for (GgmlType type : kTypes) {
-  Problem p(type, 40, 256, 6, 5);
+  Problem p(type, 40, values(type, 256), 6, 5);
   std::mt19937 rng(9);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   std::vector<float> x(p.tokens * p.n);
@@ -128,11 +146,17 @@ TEST(RowsX8, MatmulThroughPackedCopyEqualsPlainRows) {
   WeightView plain{type, p.n, p.rows, p.w.data(), p.ws};
   WeightView packed = plain;
   packed.packed = reinterpret_cast<const uint8_t*>(p.packed.data());
+  packed.packed_group_bytes = p.group_bytes();
   for (int64_t tokens : {int64_t(1), p.tokens}) {
     std::vector<float> y0(tokens * p.rows), y1(tokens * p.rows);
     matmul(pool, plain, x.data(), tokens, y0.data());
     matmul(pool, packed, x.data(), tokens, y1.data());
-    for (size_t i = 0; i < y0.size(); ++i) ASSERT_NEAR(y1[i], y0[i], 1e-5f * (1 + std::fabs(y0[i]))) << i;
+    // The two paths sum the same exact block products in different float orders: rounding
+    // scales with the products' size, √n for unit weights and inputs, not with y, which can
+    // cancel to near 0 (K-quant rows are 2048 long here).
+    const float scale = std::sqrt(static_cast<float>(p.n));
+    for (size_t i = 0; i < y0.size(); ++i)
+      ASSERT_NEAR(y1[i], y0[i], 1e-6f * (scale + std::fabs(y0[i]))) << type_name(type) << " " << i;
   }
   // A slice of whole groups keeps the packed rows; its results are the same rows'.
   const WeightView slice = packed.slice_rows(16, 16);
