@@ -8,6 +8,10 @@
 //   Gemm/TYPE                512 tokens × 2048 × 8192 with gemm_q (GFLOP/s, 2 flops per MAC).
 //   GemmRowByRow/TYPE        the same product as 512 vec_dot_rows passes (no tiling).
 //   QuantizeAct/TYPE         encoding one 8192-value activation row.
+//   AttendRows/ROWS/KEYS/heads:H  attend_rows over an f16 cache of H KV heads per row, head
+//                            dims 64: ROWS = 4 is a decode step of a 4-query-head group (Llama
+//                            3.2 1B, H = 8), 32 a prompt block.
+//   AttendDecodeStep/KEYS    one decode token's attention (16 layers × 8 heads) from DRAM.
 // Run: build/bench_kernels --benchmark_filter=VecDot/Q4_0
 #include <benchmark/benchmark.h>
 
@@ -17,6 +21,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "kernels/gemm_q.h"
 #include "kernels/kernels.h"
 #include "kernels/rows_x8.h"
@@ -169,7 +174,63 @@ void QuantizeAct(benchmark::State& state, GgmlType t) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kIn);
 }
 
+void AttendRows(benchmark::State& state, int rows, int keys, int heads) {
+  constexpr int kDim = 64;
+  const int64_t width = int64_t(heads) * kDim;  // a cache row holds every KV head's key
+  const auto kf = random_floats(int64_t(keys) * width, 21), vf = random_floats(int64_t(keys) * width, 22);
+  std::vector<uint16_t> k(kf.size()), v(vf.size());
+  slm::quantize_row(GgmlType::F16, kf.data(), k.data(), int64_t(kf.size()));
+  slm::quantize_row(GgmlType::F16, vf.data(), v.data(), int64_t(vf.size()));
+  const auto q = random_floats(int64_t(rows) * kDim, 23);
+  std::vector<int> lo(size_t(rows), 0), hi(size_t(rows), keys - 1);
+  const slm::KvHeadView kv{GgmlType::F16, k.data(), v.data(), width, width, GgmlType::F16};
+  const slm::AttentionShape shape{kDim, kDim, 0.125f, 0.0f};
+  std::vector<float> out(size_t(rows) * kDim), scratch(slm::attend_rows_scratch(rows, keys, shape));
+  for (auto _ : state) {
+    slm::attend_rows(q.data(), rows, lo.data(), hi.data(), kv, shape, out.data(), scratch.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * rows * keys * kDim / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// One decode token's attention of Llama 3.2 1B at depth KEYS, one thread: 16 layers × 8 KV
+// heads × 4 query rows over f16 caches (150 MiB at 4608 keys), so the keys come from DRAM.
+void AttendDecodeStep(benchmark::State& state, int keys, bool head_major) {
+  constexpr int kDim = 64, kHeads = 8, kLayers = 16, kRows = 4;
+  const int64_t width = int64_t(kHeads) * kDim;
+  std::vector<std::vector<uint16_t>> k(kLayers), v(kLayers);
+  const auto f = random_floats(int64_t(keys) * width, 31);
+  for (int l = 0; l < kLayers; ++l) {
+    k[l].resize(f.size());
+    v[l].resize(f.size());
+    slm::quantize_row(GgmlType::F16, f.data(), k[l].data(), int64_t(f.size()));
+    slm::quantize_row(GgmlType::F16, f.data(), v[l].data(), int64_t(f.size()));
+  }
+  const auto q = random_floats(int64_t(kRows) * kDim, 23);
+  std::vector<int> lo(size_t(kRows), 0), hi(size_t(kRows), keys - 1);
+  const slm::AttentionShape shape{kDim, kDim, 0.125f, 0.0f};
+  std::vector<float> out(size_t(kRows) * kDim), scratch(slm::attend_rows_scratch(kRows, keys, shape));
+  for (auto _ : state) {
+    for (int l = 0; l < kLayers; ++l)
+      for (int h = 0; h < kHeads; ++h) {
+        const int64_t off = head_major ? int64_t(h) * keys * kDim : h * kDim, stride = head_major ? kDim : width;
+        const slm::KvHeadView kv{GgmlType::F16, k[l].data() + off, v[l].data() + off, stride, stride, GgmlType::F16};
+        slm::attend_rows(q.data(), kRows, lo.data(), hi.data(), kv, shape, out.data(), scratch.data());
+      }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * kLayers * 2 * keys * width * 2);
+}
+
 const bool registered = [] {
+  for (bool head_major : {false, true})
+    benchmark::RegisterBenchmark(head_major ? "AttendDecodeStep/4608/head_major" : "AttendDecodeStep/4608",
+                                 AttendDecodeStep, 4608, head_major)->Unit(benchmark::kMillisecond);
+  for (int heads : {1, 8})
+    for (int rows : {4, 32})
+      benchmark::RegisterBenchmark(("AttendRows/" + std::to_string(rows) + "/4608/heads:" + std::to_string(heads)).c_str(),
+                                   AttendRows, rows, 4608, heads)
+          ->Unit(benchmark::kMicrosecond);
   for (GgmlType t : kTypes) {
     const std::string name = slm::type_name(t);
     benchmark::RegisterBenchmark(("VecDot/" + name).c_str(), VecDot, t, false)->Unit(benchmark::kMicrosecond);
