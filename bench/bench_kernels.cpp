@@ -142,7 +142,9 @@ void MatmulRowsX8(benchmark::State& state, GgmlType t, bool packed, int64_t toke
                   int64_t cols, int threads) {
   const auto w = make_matrix(t, rows, cols);
   const size_t ws = slm::row_bytes(t, cols);
-  const size_t group_bytes = t == GgmlType::Q4_K ? size_t(cols / 256) * sizeof(slm::block_q4_Kx8) : 8 * ws;
+  const size_t group_bytes = t == GgmlType::Q4_K   ? size_t(cols / 256) * sizeof(slm::block_q4_Kx8)
+                             : t == GgmlType::Q5_K ? size_t(cols / 256) * sizeof(slm::block_q5_Kx8)
+                                                   : 8 * ws;
   std::vector<uint8_t> p(group_bytes * (rows / 8));
   if (t == GgmlType::Q4_0)
     slm::repack_q4_0x8(w.data(), ws, rows, cols / 32, reinterpret_cast<slm::block_q4_0x8*>(p.data()));
@@ -150,6 +152,8 @@ void MatmulRowsX8(benchmark::State& state, GgmlType t, bool packed, int64_t toke
     slm::repack_q8_0x8(w.data(), ws, rows, cols / 32, reinterpret_cast<slm::block_q8_0x8*>(p.data()));
   else if (t == GgmlType::Q4_K)
     slm::repack_q4_Kx8(w.data(), ws, rows, cols / 256, reinterpret_cast<slm::block_q4_Kx8*>(p.data()));
+  else if (t == GgmlType::Q5_K)
+    slm::repack_q5_Kx8(w.data(), ws, rows, cols / 256, reinterpret_cast<slm::block_q5_Kx8*>(p.data()));
   else
     slm::repack_q6_Kx8(w.data(), ws, rows, cols / 256, reinterpret_cast<slm::block_q6_Kx8*>(p.data()));
   const slm::WeightView v{t, cols, rows, w.data(), ws, packed ? p.data() : nullptr, packed ? group_bytes : 0};
@@ -242,14 +246,14 @@ const bool registered = [] {
   for (GgmlType t : kTypes)
     benchmark::RegisterBenchmark(("GemmRowByRow/" + std::string(slm::type_name(t))).c_str(), Gemm, t, false)
         ->Unit(benchmark::kMillisecond)->MinTime(0.5);
-  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K})
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
     for (int64_t tokens : {int64_t(1), kTokens})
       for (bool packed : {false, true})
         benchmark::RegisterBenchmark(("Matmul" + std::string(packed ? "RowsX8/" : "Plain/") + slm::type_name(t) + "/" +
                                       std::to_string(tokens)).c_str(),
                                      MatmulRowsX8, t, packed, tokens, kOut, kIn, 1)
             ->Unit(benchmark::kMillisecond)->MinTime(0.5);
-  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K})
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
     for (bool packed : {false, true})
       benchmark::RegisterBenchmark(("MatmulTall" + std::string(packed ? "RowsX8/" : "Plain/") + slm::type_name(t)).c_str(),
                                    MatmulRowsX8, t, packed, 1, 131072, 2048, 2)

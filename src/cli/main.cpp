@@ -37,7 +37,7 @@ std::string version_text() {
 #endif
   if (isa.empty()) isa = " scalar";
   return std::string("slm ") + SLM_VERSION + " (" + SLM_BUILD_TYPE + " build; CPU kernels:" + isa +
-         (slm::rows_x8_available() ? "; interleaved Q4_0/Q8_0/Q4_K/Q6_K rows" : "") + ")";
+         (slm::rows_x8_available() ? "; interleaved Q4_0/Q8_0/Q4_K/Q5_K/Q6_K rows" : "") + ")";
 }
 
 size_t edit_distance(const std::string& a, const std::string& b) {

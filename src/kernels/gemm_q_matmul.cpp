@@ -46,7 +46,7 @@ bool matmul_quantized(ThreadPool& pool, const WeightView& W, const float* x, int
     });
     return true;
   }
-  if (W.packed && (W.type == GgmlType::Q4_K || W.type == GgmlType::Q6_K) && N % 8 == 0) {
+  if (W.packed && (W.type == GgmlType::Q4_K || W.type == GgmlType::Q5_K || W.type == GgmlType::Q6_K) && N % 8 == 0) {
     // The K-quant layouts take Q8_K activations, whose blocks carry their own sums.
     const int64_t nb = K / 256;
     pool.parallel_for(n_tokens, [&](int64_t b, int64_t e, int) {
@@ -55,6 +55,8 @@ bool matmul_quantized(ThreadPool& pool, const WeightView& W, const float* x, int
     pool.parallel_for(N / 8, [&](int64_t gb, int64_t ge, int) {
       if (W.type == GgmlType::Q4_K)
         gemm_q4_Kx8(reinterpret_cast<const block_q4_Kx8*>(W.packed), nb, gb, ge, a, as, n_tokens, y, N);
+      else if (W.type == GgmlType::Q5_K)
+        gemm_q5_Kx8(reinterpret_cast<const block_q5_Kx8*>(W.packed), nb, gb, ge, a, as, n_tokens, y, N);
       else
         gemm_q6_Kx8(reinterpret_cast<const block_q6_Kx8*>(W.packed), nb, gb, ge, a, as, n_tokens, y, N);
     });

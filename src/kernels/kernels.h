@@ -19,9 +19,9 @@ struct WeightView {
   int64_t rows = 0;
   const uint8_t* data = nullptr;
   size_t row_stride = 0;
-  // Optional: the same Q4_0, Q8_0 or Q4_K rows interleaved eight at a time (rows_x8.h),
+  // Optional: the same Q4_0, Q8_0 or K-quant rows interleaved eight at a time (rows_x8.h),
   // which the matmul prefers; each group of eight rows takes packed_group_bytes (Q4_0 and
-  // Q8_0: the bytes of eight plain rows; Q4_K: a little more, its scales unpacked).
+  // Q8_0, Q6_K: the bytes of eight plain rows; Q4_K, Q5_K: a little more, scales unpacked).
   const uint8_t* packed = nullptr;
   size_t packed_group_bytes = 0;
   bool empty() const { return data == nullptr; }

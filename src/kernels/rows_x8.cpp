@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/vec_dot_simd.h"
 #include "quant/blocks.h"
@@ -11,6 +12,7 @@ namespace slm {
 
 using quant::block_q4_0;
 using quant::block_q4_K;
+using quant::block_q5_K;
 using quant::block_q6_K;
 using quant::block_q8_0;
 using quant::block_q8_K;
@@ -85,13 +87,17 @@ void gemm_q8_0x8_scalar(const block_q8_0x8* w, int64_t nb, int64_t g_begin, int6
   }
 }
 
-void repack_q4_Kx8(const void* src, size_t row_stride, int64_t rows, int64_t nb, block_q4_Kx8* dst) {
+namespace {
+// Q4_K and Q5_K share the super-block shape (6-bit scales and mins of eight 32-value
+// sub-blocks); Q5_K adds each value's fifth bit, qh[l] bit 2p+e for value 64p + 32e + l.
+template <class Plain, class Packed>
+void repack_k4_or_k5(const void* src, size_t row_stride, int64_t rows, int64_t nb, Packed* dst) {
   const auto* base = static_cast<const uint8_t*>(src);
   for (int64_t g = 0; g < rows / 8; ++g)
     for (int64_t k = 0; k < nb; ++k) {
-      block_q4_Kx8& out = dst[g * nb + k];
+      Packed& out = dst[g * nb + k];
       for (int r = 0; r < 8; ++r) {
-        const block_q4_K& b = reinterpret_cast<const block_q4_K*>(base + size_t(8 * g + r) * row_stride)[k];
+        const Plain& b = reinterpret_cast<const Plain*>(base + size_t(8 * g + r) * row_stride)[k];
         out.d[r] = b.d;
         out.dmin[r] = b.dmin;
         uint8_t sm[16];
@@ -101,28 +107,35 @@ void repack_q4_Kx8(const void* src, size_t row_stride, int64_t rows, int64_t nb,
           out.mins[16 * (j / 2) + 2 * r + j % 2] = sm[8 + j];
         }
         for (int m = 0; m < 32; ++m) std::memcpy(out.qs + 32 * m + 4 * r, b.qs + 4 * m, 4);
+        if constexpr (std::is_same_v<Packed, block_q5_Kx8>)
+          for (int c = 0; c < 8; ++c) std::memcpy(out.qh + 32 * c + 4 * r, b.qh + 4 * c, 4);
       }
     }
 }
 
-void gemm_q4_Kx8_scalar(const block_q4_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
-                        size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
+template <class Packed>
+void gemm_k4_or_k5_scalar(const Packed* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                          size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
+  constexpr bool kFive = std::is_same_v<Packed, block_q5_Kx8>;
   for (int64_t t = 0; t < n_tok; ++t) {
     const auto* a = reinterpret_cast<const block_q8_K*>(static_cast<const uint8_t*>(acts) + size_t(t) * act_stride);
     for (int64_t g = g_begin; g < g_end; ++g) {
       for (int r = 0; r < 8; ++r) {
         float sum = 0;
         for (int64_t k = 0; k < nb; ++k) {
-          const block_q4_Kx8& b = w[g * nb + k];
+          const Packed& b = w[g * nb + k];
           int32_t isum = 0, msum = 0;
           for (int j = 0; j < 8; ++j) {
-            // Value 64p + 32e + i of the super-block is nibble e of the row's qs[32p + i].
+            // Value 64p + 32e + i of the super-block is nibble e of the row's qs[32p + i]
+            // (and, in Q5_K, bit 2p + e of its qh[i]).
             const int p = j / 2, e = j % 2;
             int32_t dot = 0;
             for (int i = 0; i < 32; ++i) {
               const int q = 32 * p + i;
               const uint8_t byte = b.qs[32 * (q / 4) + 4 * r + q % 4];
-              dot += (e ? byte >> 4 : byte & 0xF) * a[k].qs[64 * p + 32 * e + i];
+              int code = e ? byte >> 4 : byte & 0xF;
+              if constexpr (kFive) code |= ((b.qh[32 * (i / 4) + 4 * r + i % 4] >> (2 * p + e)) & 1) << 4;
+              dot += code * a[k].qs[64 * p + 32 * e + i];
             }
             isum += b.scales[8 * j + r] * dot;
             msum += b.mins[16 * p + 2 * r + e] * (a[k].bsums[2 * j] + a[k].bsums[2 * j + 1]);
@@ -134,6 +147,22 @@ void gemm_q4_Kx8_scalar(const block_q4_Kx8* w, int64_t nb, int64_t g_begin, int6
       }
     }
   }
+}
+}  // namespace
+
+void repack_q4_Kx8(const void* src, size_t row_stride, int64_t rows, int64_t nb, block_q4_Kx8* dst) {
+  repack_k4_or_k5<block_q4_K>(src, row_stride, rows, nb, dst);
+}
+void repack_q5_Kx8(const void* src, size_t row_stride, int64_t rows, int64_t nb, block_q5_Kx8* dst) {
+  repack_k4_or_k5<block_q5_K>(src, row_stride, rows, nb, dst);
+}
+void gemm_q4_Kx8_scalar(const block_q4_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                        size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
+  gemm_k4_or_k5_scalar(w, nb, g_begin, g_end, acts, act_stride, n_tok, y, ys);
+}
+void gemm_q5_Kx8_scalar(const block_q5_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                        size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
+  gemm_k4_or_k5_scalar(w, nb, g_begin, g_end, acts, act_stride, n_tok, y, ys);
 }
 
 namespace {
@@ -309,18 +338,20 @@ void tile_q8(const block_q8_0x8* w, int64_t nb, const uint8_t* acts, size_t as, 
   for (int j = 0; j < RN; ++j) _mm256_storeu_ps(y + j * ys, acc[j]);
 }
 
-// Q4_K: per super-block and sub-block pair p, eight chunks give each row's integer dot of
-// sub-blocks 2p (low nibbles) and 2p+1 (high nibbles) in its lane; the lanes are multiplied by
-// the rows' scales and summed exactly in 32 bits (|Σ| ≤ 8·63·15·127·32), and the min term is
-// one 16-bit multiply-add per pair against the token's sub-block sums.
-template <int RN>
-void tile_q4K(const block_q4_Kx8* w, int64_t nb, const uint8_t* acts, size_t as, const int32_t*, int64_t,
-              float* y, int64_t ys) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
+// Q4_K and Q5_K: per super-block and sub-block pair p, eight chunks give each row's integer
+// dot of sub-blocks 2p (low nibbles) and 2p+1 (high nibbles) in its lane (Q5_K ORs each
+// code's fifth bit in first); the lanes are multiplied by the rows' scales and summed exactly
+// in 32 bits (|Σ| ≤ 8·63·31·128·32), and the min term is one 16-bit multiply-add per pair
+// against the token's sub-block sums.
+template <class Block, int RN>
+void tile_qK(const Block* w, int64_t nb, const uint8_t* acts, size_t as, const int32_t*, int64_t, float* y,
+             int64_t ys) {
+  constexpr bool kFive = std::is_same_v<Block, block_q5_Kx8>;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(0x10);
   __m256 acc[RN];
   for (int j = 0; j < RN; ++j) acc[j] = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k) {
-    const block_q4_Kx8& b = w[k];
+    const Block& b = w[k];
     const block_q8_K* a[RN];
     for (int j = 0; j < RN; ++j) a[j] = reinterpret_cast<const block_q8_K*>(acts + j * as) + k;
     __m256i isum[RN], msum[RN];
@@ -333,14 +364,25 @@ void tile_q4K(const block_q4_Kx8* w, int64_t nb, const uint8_t* acts, size_t as,
       subsum[j] = _mm256_zextsi128_si256(_mm_hadd_epi16(s0, s1));
     }
     for (int p = 0; p < 4; ++p) {
+      // Chunk c's codes of sub-blocks 2p and 2p+1 of all eight rows.
+      auto codes = [&](int c, __m256i& lo, __m256i& hi) {
+        const __m256i q = vdot::loadu256(b.qs + 32 * (8 * p + c));
+        lo = _mm256_and_si256(q, m4);
+        hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if constexpr (kFive) {
+          const __m256i h = _mm256_srl_epi16(vdot::loadu256(b.qh + 32 * c), _mm_cvtsi32_si128(2 * p));
+          lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(h, 4), m16));
+          hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(h, 3), m16));
+        }
+      };
+#if defined(SLM_VNNI)
       const __m256i sc_lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.scales + 16 * p)));
       const __m256i sc_hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.scales + 16 * p + 8)));
-#if defined(SLM_VNNI)
       __m256i lo_dot[RN], hi_dot[RN];
       for (int j = 0; j < RN; ++j) lo_dot[j] = hi_dot[j] = _mm256_setzero_si256();
       for (int c = 0; c < 8; ++c) {
-        const __m256i q = vdot::loadu256(b.qs + 32 * (8 * p + c));
-        const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        __m256i lo, hi;
+        codes(c, lo, hi);
         for (int j = 0; j < RN; ++j) {
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
           lo_dot[j] = _mm256_dpbusd_epi32(lo_dot[j], lo, bcast4(a[j]->qs + 64 * p + 4 * c));
@@ -355,26 +397,28 @@ void tile_q4K(const block_q4_Kx8* w, int64_t nb, const uint8_t* acts, size_t as,
         isum[j] = _mm256_add_epi32(isum[j], _mm256_add_epi32(_mm256_mullo_epi32(lo_dot[j], sc_lo),
                                                              _mm256_mullo_epi32(hi_dot[j], sc_hi)));
 #else
-      // maddubs pair sums (≤ 2·15·127) over eight chunks stay within int16 (30480); the
-      // 16-bit multiply-add with the scale repeated in both halves of each lane widens them.
-      (void)sc_lo;
-      (void)sc_hi;
+      // maddubs pair sums (≤ 2·15·128, Q5_K 2·31·128) over eight (Q5_K four) chunks stay
+      // within int16; the 16-bit multiply-add with the scale repeated in both halves of each
+      // lane widens them.
+      constexpr int kRun = kFive ? 4 : 8;
       const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales + 16 * p));
       const __m256i sc16_lo = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(s8, s8));
       const __m256i sc16_hi = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(s8, s8));
-      __m256i lo_dot[RN], hi_dot[RN];
-      for (int j = 0; j < RN; ++j) lo_dot[j] = hi_dot[j] = _mm256_setzero_si256();
-      for (int c = 0; c < 8; ++c) {
-        const __m256i q = vdot::loadu256(b.qs + 32 * (8 * p + c));
-        const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        for (int j = 0; j < RN; ++j) {
-          lo_dot[j] = _mm256_add_epi16(lo_dot[j], _mm256_maddubs_epi16(lo, bcast4(a[j]->qs + 64 * p + 4 * c)));
-          hi_dot[j] = _mm256_add_epi16(hi_dot[j], _mm256_maddubs_epi16(hi, bcast4(a[j]->qs + 64 * p + 32 + 4 * c)));
+      for (int c0 = 0; c0 < 8; c0 += kRun) {
+        __m256i lo_dot[RN], hi_dot[RN];
+        for (int j = 0; j < RN; ++j) lo_dot[j] = hi_dot[j] = _mm256_setzero_si256();
+        for (int c = c0; c < c0 + kRun; ++c) {
+          __m256i lo, hi;
+          codes(c, lo, hi);
+          for (int j = 0; j < RN; ++j) {
+            lo_dot[j] = _mm256_add_epi16(lo_dot[j], _mm256_maddubs_epi16(lo, bcast4(a[j]->qs + 64 * p + 4 * c)));
+            hi_dot[j] = _mm256_add_epi16(hi_dot[j], _mm256_maddubs_epi16(hi, bcast4(a[j]->qs + 64 * p + 32 + 4 * c)));
+          }
         }
+        for (int j = 0; j < RN; ++j)
+          isum[j] = _mm256_add_epi32(isum[j], _mm256_add_epi32(_mm256_madd_epi16(lo_dot[j], sc16_lo),
+                                                               _mm256_madd_epi16(hi_dot[j], sc16_hi)));
       }
-      for (int j = 0; j < RN; ++j)
-        isum[j] = _mm256_add_epi32(isum[j], _mm256_add_epi32(_mm256_madd_epi16(lo_dot[j], sc16_lo),
-                                                             _mm256_madd_epi16(hi_dot[j], sc16_hi)));
 #endif
       const __m256i mins = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.mins + 16 * p)));
       for (int j = 0; j < RN; ++j) {
@@ -509,8 +553,14 @@ void gemm_q8_0x8(const block_q8_0x8* w, int64_t nb, int64_t g_begin, int64_t g_e
 
 void gemm_q4_Kx8(const block_q4_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
                  size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
-  gemm_x8<block_q4_Kx8, tile_q4K<4>, tile_q4K<3>, tile_q4K<2>, tile_q4K<1>>(w, nb, g_begin, g_end, acts, act_stride,
-                                                                           nullptr, n_tok, y, ys);
+  gemm_x8<block_q4_Kx8, tile_qK<block_q4_Kx8, 4>, tile_qK<block_q4_Kx8, 3>, tile_qK<block_q4_Kx8, 2>,
+          tile_qK<block_q4_Kx8, 1>>(w, nb, g_begin, g_end, acts, act_stride, nullptr, n_tok, y, ys);
+}
+
+void gemm_q5_Kx8(const block_q5_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                 size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
+  gemm_x8<block_q5_Kx8, tile_qK<block_q5_Kx8, 4>, tile_qK<block_q5_Kx8, 3>, tile_qK<block_q5_Kx8, 2>,
+          tile_qK<block_q5_Kx8, 1>>(w, nb, g_begin, g_end, acts, act_stride, nullptr, n_tok, y, ys);
 }
 
 void gemm_q6_Kx8(const block_q6_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
@@ -526,6 +576,11 @@ bool rows_x8_available() { return false; }
 void gemm_q4_Kx8(const block_q4_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
                  size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
   gemm_q4_Kx8_scalar(w, nb, g_begin, g_end, acts, act_stride, n_tok, y, ys);
+}
+
+void gemm_q5_Kx8(const block_q5_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                 size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
+  gemm_q5_Kx8_scalar(w, nb, g_begin, g_end, acts, act_stride, n_tok, y, ys);
 }
 
 void gemm_q6_Kx8(const block_q6_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,

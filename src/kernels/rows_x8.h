@@ -1,4 +1,4 @@
-// Q4_0, Q8_0, Q4_K and Q6_K weights repacked eight rows at a time, for the CPU matmul.
+// Q4_0, Q8_0, Q4_K, Q5_K and Q6_K weights repacked eight rows at a time, for the CPU matmul.
 //
 // In the file, each Q4_0 (Q8_0) row is a run of 18-byte blocks; a dot product sums inside each
 // block (a horizontal reduction per row and token). Interleaving the blocks of eight rows
@@ -22,6 +22,9 @@
 // eight lanes), mins[16p + 2r + e] row r's min of sub-block 2p+e (pairs for a 16-bit multiply-
 // add against the activations' sub-block sums). Unpacking makes a group 32 bytes (2.8%)
 // larger than its eight plain rows.
+//
+// Q5_K is Q4_K's layout plus the fifth bits: qh chunk c byte 4r+i = the row's qh[4c+i], whose
+// bit 2p+e is the fifth bit of value 64p + 32e + 4c + i (read with qs chunk 8p + c).
 //
 // Q6_K is rearranged so that each 16-value sub-block's codes sit together, 96 bytes of qs
 // read in order: with u = q + 32 (0..63, the stored 6-bit code), qs[96s + 32h + 4r + i] holds
@@ -54,6 +57,16 @@ struct block_q4_Kx8 {
   uint8_t qs[1024];
 };
 static_assert(sizeof(block_q4_Kx8) == 8 * 144 + 32);
+
+struct block_q5_Kx8 {
+  uint16_t d[8];
+  uint16_t dmin[8];
+  uint8_t scales[64];
+  uint8_t mins[64];
+  uint8_t qh[256];
+  uint8_t qs[1024];
+};
+static_assert(sizeof(block_q5_Kx8) == 8 * 176 + 32);
 
 struct block_q6_Kx8 {
   uint16_t d[8];
@@ -98,6 +111,13 @@ void repack_q4_Kx8(const void* src, size_t row_stride, int64_t rows, int64_t nb,
 void gemm_q4_Kx8(const block_q4_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
                  size_t act_stride, int64_t n_tok, float* y, int64_t ys);
 void gemm_q4_Kx8_scalar(const block_q4_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                        size_t act_stride, int64_t n_tok, float* y, int64_t ys);
+
+// Q5_K: Q4_K's contract, the codes five bits.
+void repack_q5_Kx8(const void* src, size_t row_stride, int64_t rows, int64_t nb, block_q5_Kx8* dst);
+void gemm_q5_Kx8(const block_q5_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                 size_t act_stride, int64_t n_tok, float* y, int64_t ys);
+void gemm_q5_Kx8_scalar(const block_q5_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
                         size_t act_stride, int64_t n_tok, float* y, int64_t ys);
 
 // Q6_K: y = Σ_k d_a · d_w · Σ_s scale_s · (Σ u·acts − 32 · Σ acts of sub-block s), with Q8_K

@@ -48,7 +48,7 @@ struct Weights {
   // expected and actual shapes.
   static Weights bind(const GgufFile& f, const ModelConfig& c);
 
-  // Gives Q4_0, Q8_0, Q4_K and Q6_K matrices an interleaved copy (WeightView::packed) when this
+  // Gives Q4_0, Q8_0, Q4_K, Q5_K and Q6_K matrices an interleaved copy (WeightView::packed) when this
   // build has a kernel for it; the embedding table stays as it is (lookups read plain rows). With
   // release_file_pages, each repacked tensor's pages of the file mapping are dropped from
   // memory afterwards (they are re-read from the file if ever needed), so the copy does not

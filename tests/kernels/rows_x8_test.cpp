@@ -1,4 +1,4 @@
-// The interleaved Q4_0, Q8_0, Q4_K and Q6_K layouts: the repack keeps every value (the reference kernels
+// The interleaved Q4_0, Q8_0, Q4_K, Q5_K and Q6_K layouts: the repack keeps every value (the reference kernels
 // equal the plain scalar vec_dot), the fast kernel equals the reference on awkward
 // shapes, a token alone equals the same token in a batch bit for bit, and matmul through the
 // packed copy equals matmul through the plain rows.
@@ -17,6 +17,8 @@
 
 namespace slm {
 namespace {
+
+bool is_k_quant(GgmlType t) { return t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K; }
 
 struct Problem {
   GgmlType type;
@@ -57,12 +59,16 @@ struct Problem {
       repack_q8_0x8(w.data(), ws, rows, nb, reinterpret_cast<block_q8_0x8*>(packed.data()));
     else if (type == GgmlType::Q4_K)
       repack_q4_Kx8(w.data(), ws, rows, nb, reinterpret_cast<block_q4_Kx8*>(packed.data()));
+    else if (type == GgmlType::Q5_K)
+      repack_q5_Kx8(w.data(), ws, rows, nb, reinterpret_cast<block_q5_Kx8*>(packed.data()));
     else
       repack_q6_Kx8(w.data(), ws, rows, nb, reinterpret_cast<block_q6_Kx8*>(packed.data()));
   }
-  int64_t block() const { return type == GgmlType::Q4_K || type == GgmlType::Q6_K ? 256 : 32; }
+  int64_t block() const { return is_k_quant(type) ? 256 : 32; }
   size_t group_bytes() const {
-    return type == GgmlType::Q4_K ? size_t(n / 256) * sizeof(block_q4_Kx8) : 8 * ws;
+    return type == GgmlType::Q4_K   ? size_t(n / 256) * sizeof(block_q4_Kx8)
+           : type == GgmlType::Q5_K ? size_t(n / 256) * sizeof(block_q5_Kx8)
+                                    : 8 * ws;
   }
   void gemm(bool fast, int64_t g_begin, int64_t g_end, int64_t first_token, int64_t n_tok, float* y, int64_t ys) const {
     const int64_t nb = n / block();
@@ -71,6 +77,9 @@ struct Problem {
     if (type == GgmlType::Q4_K) {
       const auto* pw = reinterpret_cast<const block_q4_Kx8*>(packed.data());
       (fast ? gemm_q4_Kx8 : gemm_q4_Kx8_scalar)(pw, nb, g_begin, g_end, at, as, n_tok, y, ys);
+    } else if (type == GgmlType::Q5_K) {
+      const auto* pw = reinterpret_cast<const block_q5_Kx8*>(packed.data());
+      (fast ? gemm_q5_Kx8 : gemm_q5_Kx8_scalar)(pw, nb, g_begin, g_end, at, as, n_tok, y, ys);
     } else if (type == GgmlType::Q6_K) {
       const auto* pw = reinterpret_cast<const block_q6_Kx8*>(packed.data());
       (fast ? gemm_q6_Kx8 : gemm_q6_Kx8_scalar)(pw, nb, g_begin, g_end, at, as, n_tok, y, ys);
@@ -84,10 +93,10 @@ struct Problem {
   }
 };
 
-const GgmlType kTypes[] = {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K};
+const GgmlType kTypes[] = {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
 
 // The shapes below are in 32-value blocks; the K-quants' super-blocks hold 256.
-int64_t values(GgmlType type, int64_t n) { return type == GgmlType::Q4_K || type == GgmlType::Q6_K ? 8 * n : n; }
+int64_t values(GgmlType type, int64_t n) { return is_k_quant(type) ? 8 * n : n; }
 
 TEST(RowsX8, ReferenceEqualsScalarVecDot) {
   // Every block sum is an exact integer and the per-block float operations are the scalar
