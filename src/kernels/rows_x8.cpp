@@ -191,15 +191,16 @@ void repack_q6_Kx8(const void* src, size_t row_stride, int64_t rows, int64_t nb,
       for (int r = 0; r < 8; ++r) {
         const block_q6_K& b = reinterpret_cast<const block_q6_K*>(base + size_t(8 * g + r) * row_stride)[k];
         out.d[r] = b.d;
+        uint8_t u[256];  // each code decoded once
+        for (int v = 0; v < 256; ++v) u[v] = q6_code(b, v);
         for (int s = 0; s < 16; ++s) {
           out.scales[8 * s + r] = b.scales[s];
+          const uint8_t* us = u + 16 * s;
           for (int i = 0; i < 4; ++i) {
             for (int h = 0; h < 2; ++h)
-              out.qs[96 * s + 32 * h + 4 * r + i] = static_cast<uint8_t>(
-                  (q6_code(b, 16 * s + 8 * h + i) & 0xF) | (q6_code(b, 16 * s + 8 * h + 4 + i) & 0xF) << 4);
-            uint8_t top = 0;
-            for (int e = 0; e < 4; ++e) top |= static_cast<uint8_t>((q6_code(b, 16 * s + 4 * e + i) >> 4) << (2 * e));
-            out.qs[96 * s + 64 + 4 * r + i] = top;
+              out.qs[96 * s + 32 * h + 4 * r + i] = static_cast<uint8_t>((us[8 * h + i] & 0xF) | (us[8 * h + 4 + i] & 0xF) << 4);
+            out.qs[96 * s + 64 + 4 * r + i] = static_cast<uint8_t>((us[i] >> 4) | (us[4 + i] >> 4) << 2 |
+                                                                   (us[8 + i] >> 4) << 4 | (us[12 + i] >> 4) << 6);
           }
         }
       }
