@@ -142,20 +142,9 @@ void MatmulRowsX8(benchmark::State& state, GgmlType t, bool packed, int64_t toke
                   int64_t cols, int threads) {
   const auto w = make_matrix(t, rows, cols);
   const size_t ws = slm::row_bytes(t, cols);
-  const size_t group_bytes = t == GgmlType::Q4_K   ? size_t(cols / 256) * sizeof(slm::block_q4_Kx8)
-                             : t == GgmlType::Q5_K ? size_t(cols / 256) * sizeof(slm::block_q5_Kx8)
-                                                   : 8 * ws;
+  const size_t group_bytes = slm::rows_x8_group_bytes(t, cols);
   std::vector<uint8_t> p(group_bytes * (rows / 8));
-  if (t == GgmlType::Q4_0)
-    slm::repack_q4_0x8(w.data(), ws, rows, cols / 32, reinterpret_cast<slm::block_q4_0x8*>(p.data()));
-  else if (t == GgmlType::Q8_0)
-    slm::repack_q8_0x8(w.data(), ws, rows, cols / 32, reinterpret_cast<slm::block_q8_0x8*>(p.data()));
-  else if (t == GgmlType::Q4_K)
-    slm::repack_q4_Kx8(w.data(), ws, rows, cols / 256, reinterpret_cast<slm::block_q4_Kx8*>(p.data()));
-  else if (t == GgmlType::Q5_K)
-    slm::repack_q5_Kx8(w.data(), ws, rows, cols / 256, reinterpret_cast<slm::block_q5_Kx8*>(p.data()));
-  else
-    slm::repack_q6_Kx8(w.data(), ws, rows, cols / 256, reinterpret_cast<slm::block_q6_Kx8*>(p.data()));
+  slm::repack_rows_x8(t, w.data(), ws, rows, cols, p.data());
   const slm::WeightView v{t, cols, rows, w.data(), ws, packed ? p.data() : nullptr, packed ? group_bytes : 0};
   slm::ThreadPool pool(threads);
   const auto x = random_floats(cols * tokens, 13);

@@ -229,6 +229,32 @@ void gemm_q6_Kx8_scalar(const block_q6_Kx8* w, int64_t nb, int64_t g_begin, int6
   }
 }
 
+size_t rows_x8_group_bytes(GgmlType type, int64_t cols) {
+  const int64_t block = type == GgmlType::Q4_0 || type == GgmlType::Q8_0 ? 32 : 256;
+  if (cols <= 0 || cols % block != 0) return 0;
+  const size_t nb = static_cast<size_t>(cols / block);
+  switch (type) {
+    case GgmlType::Q4_0: return nb * sizeof(block_q4_0x8);
+    case GgmlType::Q8_0: return nb * sizeof(block_q8_0x8);
+    case GgmlType::Q4_K: return nb * sizeof(block_q4_Kx8);
+    case GgmlType::Q5_K: return nb * sizeof(block_q5_Kx8);
+    case GgmlType::Q6_K: return nb * sizeof(block_q6_Kx8);
+    default: return 0;
+  }
+}
+
+void repack_rows_x8(GgmlType type, const void* src, size_t row_stride, int64_t rows, int64_t cols, void* dst) {
+  const int64_t nb = cols / (type == GgmlType::Q4_0 || type == GgmlType::Q8_0 ? 32 : 256);
+  switch (type) {
+    case GgmlType::Q4_0: repack_q4_0x8(src, row_stride, rows, nb, static_cast<block_q4_0x8*>(dst)); break;
+    case GgmlType::Q8_0: repack_q8_0x8(src, row_stride, rows, nb, static_cast<block_q8_0x8*>(dst)); break;
+    case GgmlType::Q4_K: repack_q4_Kx8(src, row_stride, rows, nb, static_cast<block_q4_Kx8*>(dst)); break;
+    case GgmlType::Q5_K: repack_q5_Kx8(src, row_stride, rows, nb, static_cast<block_q5_Kx8*>(dst)); break;
+    case GgmlType::Q6_K: repack_q6_Kx8(src, row_stride, rows, nb, static_cast<block_q6_Kx8*>(dst)); break;
+    default: break;
+  }
+}
+
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
 namespace {

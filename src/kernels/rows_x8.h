@@ -35,6 +35,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "quant/types.h"
+
 namespace slm {
 
 struct block_q4_0x8 {
@@ -78,6 +80,13 @@ static_assert(sizeof(block_q6_Kx8) == 8 * 210);
 // True when this build has fast kernels for the layouts (AVX2); without them, weights are
 // not repacked.
 bool rows_x8_available();
+
+// The bytes of one group of eight interleaved rows of `cols` values of `type`, or 0 when the
+// type has no interleaved layout or cols is not a whole number of its blocks.
+size_t rows_x8_group_bytes(GgmlType type, int64_t cols);
+// Repacks rows [0, rows) (rows % 8 == 0; rows_x8_group_bytes(type, cols) > 0) into dst,
+// rows / 8 groups of rows_x8_group_bytes(type, cols): the per-type repack_* below by type.
+void repack_rows_x8(GgmlType type, const void* src, size_t row_stride, int64_t rows, int64_t cols, void* dst);
 
 // Repacks rows [0, rows) of a Q4_0 matrix (rows % 8 == 0, nb blocks per row, row r at
 // src + r * row_stride) into dst[rows / 8 * nb], group g's blocks at dst + g * nb.

@@ -149,26 +149,12 @@ void Weights::repack_for_cpu(bool release_file_pages) {
   if (!rows_x8_available()) return;
   const long page = sysconf(_SC_PAGESIZE);
   auto pack = [&](WeightView& v) {
-    const bool k_quant = v.type == GgmlType::Q4_K || v.type == GgmlType::Q5_K || v.type == GgmlType::Q6_K;
-    if (v.empty() || v.packed || (v.type != GgmlType::Q4_0 && v.type != GgmlType::Q8_0 && !k_quant) ||
-        v.rows % 8 != 0 || v.cols % (k_quant ? 256 : 32) != 0)
-      return;
+    if (v.empty() || v.packed || v.rows % 8 != 0) return;
+    const size_t group_bytes = rows_x8_group_bytes(v.type, v.cols);
+    if (group_bytes == 0) return;
     const size_t bytes = static_cast<size_t>(v.rows) * v.row_stride;
-    const int64_t nb = v.cols / (k_quant ? 256 : 32);
-    const size_t group_bytes = v.type == GgmlType::Q4_K   ? static_cast<size_t>(nb) * sizeof(block_q4_Kx8)
-                               : v.type == GgmlType::Q5_K ? static_cast<size_t>(nb) * sizeof(block_q5_Kx8)
-                                                          : 8 * v.row_stride;
     std::unique_ptr<uint8_t[]> buf(new uint8_t[static_cast<size_t>(v.rows / 8) * group_bytes]);
-    if (v.type == GgmlType::Q4_0)
-      repack_q4_0x8(v.data, v.row_stride, v.rows, nb, reinterpret_cast<block_q4_0x8*>(buf.get()));
-    else if (v.type == GgmlType::Q8_0)
-      repack_q8_0x8(v.data, v.row_stride, v.rows, nb, reinterpret_cast<block_q8_0x8*>(buf.get()));
-    else if (v.type == GgmlType::Q4_K)
-      repack_q4_Kx8(v.data, v.row_stride, v.rows, nb, reinterpret_cast<block_q4_Kx8*>(buf.get()));
-    else if (v.type == GgmlType::Q5_K)
-      repack_q5_Kx8(v.data, v.row_stride, v.rows, nb, reinterpret_cast<block_q5_Kx8*>(buf.get()));
-    else
-      repack_q6_Kx8(v.data, v.row_stride, v.rows, nb, reinterpret_cast<block_q6_Kx8*>(buf.get()));
+    repack_rows_x8(v.type, v.data, v.row_stride, v.rows, v.cols, buf.get());
     v.packed_group_bytes = group_bytes;
     v.packed = buf.get();
     packed_.push_back(std::move(buf));

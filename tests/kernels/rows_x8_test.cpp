@@ -53,16 +53,7 @@ struct Problem {
       }
     }
     packed.resize(group_bytes() * (rows / 8));
-    if (type == GgmlType::Q4_0)
-      repack_q4_0x8(w.data(), ws, rows, nb, reinterpret_cast<block_q4_0x8*>(packed.data()));
-    else if (type == GgmlType::Q8_0)
-      repack_q8_0x8(w.data(), ws, rows, nb, reinterpret_cast<block_q8_0x8*>(packed.data()));
-    else if (type == GgmlType::Q4_K)
-      repack_q4_Kx8(w.data(), ws, rows, nb, reinterpret_cast<block_q4_Kx8*>(packed.data()));
-    else if (type == GgmlType::Q5_K)
-      repack_q5_Kx8(w.data(), ws, rows, nb, reinterpret_cast<block_q5_Kx8*>(packed.data()));
-    else
-      repack_q6_Kx8(w.data(), ws, rows, nb, reinterpret_cast<block_q6_Kx8*>(packed.data()));
+    repack_rows_x8(type, w.data(), ws, rows, n, packed.data());
   }
   int64_t block() const { return is_k_quant(type) ? 256 : 32; }
   size_t group_bytes() const {
