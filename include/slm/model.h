@@ -45,11 +45,12 @@ class KvCache {
   const float* value(int il, int pos, int first, int count, float* tmp) const;
   int k_width(int il) const { return layers_[il].k_width; }
   int v_width(int il) const { return layers_[il].v_width; }
-  // Layer il's rows as stored (elements of k_type() / v_type()): position j's keys start
-  // k_width(il) elements after position j−1's. For the attention kernel, which converts as
-  // it reads.
-  const void* key_data(int il) const { return layers_[il].k.data(); }
-  const void* value_data(int il) const { return layers_[il].v.data(); }
+  // KV head h of layer il as stored (elements of k_type() / v_type()), head-major: position
+  // j's keys of the head start head_dim_k elements after position j−1's (values likewise),
+  // so attention over one head reads one contiguous run. For the attention kernel, which
+  // converts as it reads.
+  const void* key_data(int il, int head) const;
+  const void* value_data(int il, int head) const;
   // Moves the rows of positions [from, from + n) down to [to, to + n) (to < from), keys and
   // values of every layer; each moved key row of layer il goes through rekey(il, row) as
   // f32 on the way (the caller re-rotates it by RoPE to its new position).
@@ -58,12 +59,15 @@ class KvCache {
  private:
   struct Layer {
     int k_width = 0, v_width = 0;
-    std::vector<uint8_t> k, v;
+    std::vector<uint8_t> k, v;  // [head][position][head_dim]
   };
-  const float* row(const std::vector<uint8_t>& data, GgmlType type, int width, int pos, int first, int count,
+  // One position's row of a layer's keys or values (n_head heads of head_dim each).
+  void put(std::vector<uint8_t>& data, GgmlType type, int head_dim, int n_head, int pos, const float* src);
+  const float* row(const std::vector<uint8_t>& data, GgmlType type, int head_dim, int pos, int first, int count,
                    float* tmp) const;
   int n_ctx_;
   GgmlType k_type_, v_type_;
+  int head_dim_k_, head_dim_v_;
   std::vector<Layer> layers_;
 };
 

@@ -172,6 +172,7 @@ void attend_simd(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, 
 
 #endif
 constexpr int kKeyTile = 64;  // keys per tile of attend_rows
+static_assert(kAttendChunk % kKeyTile == 0, "a chunk is whole tiles");
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
 // attend_rows: kKeyTile keys per tile. Per tile: K converted and transposed (kt[d][j]), V
@@ -198,19 +199,32 @@ inline void transpose8(__m256 r[8]) {
   }
 }
 
+// o[0 .. 8·NV) = alpha · o + Σ_{jj in [j0, j1]} p[jj] · vt[jj · hv ..]: one row's output
+// values, NV registers of them.
+template <int NV>
+inline void weigh_values(const float* p, int j0, int j1, const float* vt, int hv, __m256 alpha, float* o) {
+  __m256 ov[NV];
+  for (int v = 0; v < NV; ++v) ov[v] = _mm256_mul_ps(alpha, _mm256_loadu_ps(o + 8 * v));
+  for (int jj = j0; jj <= j1; ++jj) {
+    const __m256 pj = _mm256_set1_ps(p[jj]);
+    const float* vrow = vt + int64_t(jj) * hv;
+    for (int v = 0; v < NV; ++v) ov[v] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vrow + 8 * v), ov[v]);
+  }
+  for (int v = 0; v < NV; ++v) _mm256_storeu_ps(o + 8 * v, ov[v]);
+}
+
+// One chunk [c0, c0 + kAttendChunk) of keys: out (unnormalized), m and l start afresh.
 template <GgmlType KT, GgmlType VT>
-void attend_rows_simd(const float* q, int n_rows, const int* lo, const int* hi, const KvHeadView& kv,
-                      const AttentionShape& s, float* out, float* scratch) {
+void attend_chunk_simd(const float* q, int n_rows, const int* lo, const int* hi, const KvHeadView& kv,
+                       const AttentionShape& s, int c0, float* out, float* m, float* l, float* scratch) {
   const int hk = s.head_dim_k, hv = s.head_dim_v;
   float* kt = scratch;                        // hk × kKeyTile
   float* vt = kt + int64_t(hk) * kKeyTile;    // kKeyTile × hv
   float* srow = vt + int64_t(kKeyTile) * hv;  // kKeyTile
-  float* m = srow + kKeyTile;                 // n_rows running maxima
-  float* l = m + n_rows;                      // n_rows running sums
-  int jmin = hi[0], jmax = lo[0];
+  int jmin = c0 + kAttendChunk, jmax = c0 - 1;
   for (int r = 0; r < n_rows; ++r) {
-    jmin = std::min(jmin, lo[r]);
-    jmax = std::max(jmax, hi[r]);
+    jmin = std::min(jmin, std::max(lo[r], c0));
+    jmax = std::max(jmax, std::min(hi[r], c0 + kAttendChunk - 1));
     m[r] = -INFINITY;
     l[r] = 0;
   }
@@ -241,17 +255,27 @@ void attend_rows_simd(const float* q, int n_rows, const int* lo, const int* hi, 
         const float* k = kt + int64_t(d) * kKeyTile;
         for (int v = 0; v < 8; ++v) acc[v] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 8 * v), acc[v]);
       }
-      for (int v = 0; v < 8; ++v) _mm256_storeu_ps(srow + 8 * v, acc[v]);
-      float mt = -INFINITY;
-      for (int jj = 0; jj < kKeyTile; ++jj) {
-        const int j = j0 + jj;
-        if (jj >= nb || j < lo[r] || j > hi[r]) {
-          srow[jj] = -INFINITY;
-          continue;
-        }
-        srow[jj] = capped(srow[jj] * s.scale, s.softcap);
-        mt = std::max(mt, srow[jj]);
+      // The row sees tile keys [vis0, vis1] (one run: causal and sliding ranges are intervals);
+      // the others score −inf.
+      const int vis0 = std::max(lo[r], j0) - j0, vis1 = std::min(hi[r], j0 + nb - 1) - j0;
+      const __m256i first = _mm256_set1_epi32(vis0 - 1), last = _mm256_set1_epi32(vis1 + 1);
+      const __m256 scale = _mm256_set1_ps(s.scale), minus_inf = _mm256_set1_ps(-INFINITY);
+      for (int v = 0; v < 8; ++v) acc[v] = _mm256_mul_ps(acc[v], scale);
+      if (s.softcap > 0) {  // Gemma 2 only: scalar tanh
+        for (int v = 0; v < 8; ++v) _mm256_storeu_ps(srow + 8 * v, acc[v]);
+        for (int jj = 0; jj < kKeyTile; ++jj) srow[jj] = capped(srow[jj], s.softcap);
+        for (int v = 0; v < 8; ++v) acc[v] = _mm256_loadu_ps(srow + 8 * v);
       }
+      __m256 vmax = minus_inf;
+      for (int v = 0; v < 8; ++v) {
+        __m256 x = acc[v];
+        const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(8 * v), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const __m256i seen = _mm256_and_si256(_mm256_cmpgt_epi32(idx, first), _mm256_cmpgt_epi32(last, idx));
+        x = _mm256_blendv_ps(minus_inf, x, _mm256_castsi256_ps(seen));
+        _mm256_storeu_ps(srow + 8 * v, x);
+        vmax = _mm256_max_ps(vmax, x);
+      }
+      const float mt = simd::hmax_ps(vmax);
       const float m_new = std::max(m[r], mt);
       const float alpha = m[r] == -INFINITY ? 0.0f : std::exp(m[r] - m_new);
       m[r] = m_new;
@@ -268,23 +292,20 @@ void attend_rows_simd(const float* q, int n_rows, const int* lo, const int* hi, 
       float* o = out + int64_t(r) * hv;
       const __m256 av = _mm256_set1_ps(alpha);
       for (int d0 = 0; d0 < hv; d0 += 64) {  // 64 output values (eight registers) at a time
-        const int nv = std::min(8, (hv - d0) / 8);
-        __m256 ov[8];
-        for (int v = 0; v < nv; ++v) ov[v] = _mm256_mul_ps(av, _mm256_loadu_ps(o + d0 + 8 * v));
-        for (int jj = 0; jj < nb; ++jj) {
-          if (srow[jj] == 0.0f) continue;
-          const __m256 pj = _mm256_set1_ps(srow[jj]);
-          const float* vrow = vt + int64_t(jj) * hv + d0;
-          for (int v = 0; v < nv; ++v) ov[v] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vrow + 8 * v), ov[v]);
+        float* od = o + d0;
+        const float* vd = vt + d0;
+        switch (std::min(8, (hv - d0) / 8)) {  // a constant count keeps the sums in registers
+          case 8: weigh_values<8>(srow, vis0, vis1, vd, hv, av, od); break;
+          case 7: weigh_values<7>(srow, vis0, vis1, vd, hv, av, od); break;
+          case 6: weigh_values<6>(srow, vis0, vis1, vd, hv, av, od); break;
+          case 5: weigh_values<5>(srow, vis0, vis1, vd, hv, av, od); break;
+          case 4: weigh_values<4>(srow, vis0, vis1, vd, hv, av, od); break;
+          case 3: weigh_values<3>(srow, vis0, vis1, vd, hv, av, od); break;
+          case 2: weigh_values<2>(srow, vis0, vis1, vd, hv, av, od); break;
+          default: weigh_values<1>(srow, vis0, vis1, vd, hv, av, od); break;
         }
-        for (int v = 0; v < nv; ++v) _mm256_storeu_ps(o + d0 + 8 * v, ov[v]);
       }
     }
-  }
-  for (int r = 0; r < n_rows; ++r) {
-    const float inv = 1.0f / l[r];
-    float* o = out + int64_t(r) * hv;
-    for (int d = 0; d < hv; ++d) o[d] *= inv;
   }
 }
 
@@ -324,23 +345,104 @@ void attend(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, const
   attend_scalar(q, n_q, kv, lo, hi, s, out, scratch);
 }
 
-size_t attend_rows_scratch(int n_rows, int n_keys, const AttentionShape& s) {
-  const size_t tiled = size_t(s.head_dim_k + s.head_dim_v + 1) * kKeyTile + 2 * size_t(n_rows);
-  return std::max(tiled, size_t(std::max(n_keys, 1)));  // the row-at-a-time path: one row of scores
+namespace {
+
+// The chunk one value at a time (no SIMD, or head sizes that are not multiples of 8).
+void attend_chunk_scalar(const float* q, int n_rows, const int* lo, const int* hi, const KvHeadView& kv,
+                         const AttentionShape& s, int c0, float* out, float* m, float* l, float* scores) {
+  const int hk = s.head_dim_k, hv = s.head_dim_v;
+  for (int r = 0; r < n_rows; ++r) {
+    const int j0 = std::max(lo[r], c0), j1 = std::min(hi[r], c0 + kAttendChunk - 1);
+    const float* qr = q + int64_t(r) * hk;
+    float* o = out + int64_t(r) * hv;
+    std::fill(o, o + hv, 0.0f);
+    m[r] = -INFINITY;
+    l[r] = 0;
+    for (int j = j0; j <= j1; ++j) {
+      float d = 0;
+      for (int i = 0; i < hk; ++i) d += qr[i] * elem(kv.k_type, kv.k, j * kv.k_stride + i);
+      scores[j - j0] = capped(d * s.scale, s.softcap);
+      m[r] = std::max(m[r], scores[j - j0]);
+    }
+    for (int j = j0; j <= j1; ++j) {
+      const float e = std::exp(scores[j - j0] - m[r]);
+      l[r] += e;
+      for (int i = 0; i < hv; ++i) o[i] += e * elem(kv.v_type, kv.v, j * kv.v_stride + i);
+    }
+  }
 }
 
-void attend_rows(const float* q, int n_rows, const int* lo, const int* hi, const KvHeadView& kv, const AttentionShape& s,
-                 float* out, float* scratch) {
+}  // namespace
+
+size_t attend_chunk_scratch(const AttentionShape& s) {
+  return std::max(size_t(s.head_dim_k + s.head_dim_v + 1) * kKeyTile, size_t(kAttendChunk));
+}
+
+void attend_rows_chunk(const float* q, int n_rows, const int* lo, const int* hi, const KvHeadView& kv,
+                       const AttentionShape& s, int c0, float* out, float* m, float* l, float* scratch) {
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
   if (s.head_dim_k % 8 == 0 && s.head_dim_v % 8 == 0) {
     with_kv_types(kv, [&](auto kt, auto vt) {
-      attend_rows_simd<decltype(kt)::value, decltype(vt)::value>(q, n_rows, lo, hi, kv, s, out, scratch);
+      attend_chunk_simd<decltype(kt)::value, decltype(vt)::value>(q, n_rows, lo, hi, kv, s, c0, out, m, l, scratch);
     });
     return;
   }
 #endif
-  for (int r = 0; r < n_rows; ++r)  // one row at a time
-    attend(q + int64_t(r) * s.head_dim_k, 1, kv, lo[r], hi[r], s, out + int64_t(r) * s.head_dim_v, scratch);
+  attend_chunk_scalar(q, n_rows, lo, hi, kv, s, c0, out, m, l, scratch);
+}
+
+void attend_merge(int n_rows, int head_dim_v, float* out, float* m, float* l, const float* out2, const float* m2,
+                  const float* l2) {
+  for (int r = 0; r < n_rows; ++r) {
+    if (m2[r] == -INFINITY) continue;  // the chunk had no key for this row
+    float* o = out + int64_t(r) * head_dim_v;
+    const float* o2 = out2 + int64_t(r) * head_dim_v;
+    if (m[r] == -INFINITY) {
+      std::copy(o2, o2 + head_dim_v, o);
+      m[r] = m2[r];
+      l[r] = l2[r];
+      continue;
+    }
+    const float mn = std::max(m[r], m2[r]), a = std::exp(m[r] - mn), b = std::exp(m2[r] - mn);
+    for (int d = 0; d < head_dim_v; ++d) o[d] = o[d] * a + o2[d] * b;
+    l[r] = l[r] * a + l2[r] * b;
+    m[r] = mn;
+  }
+}
+
+void attend_finish(int n_rows, int head_dim_v, float* out, const float* l) {
+  for (int r = 0; r < n_rows; ++r) {
+    const float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;  // no visible key: zeros, not NaN
+    float* o = out + int64_t(r) * head_dim_v;
+    for (int d = 0; d < head_dim_v; ++d) o[d] *= inv;
+  }
+}
+
+size_t attend_rows_scratch(int n_rows, const AttentionShape& s) {
+  return attend_chunk_scratch(s) + size_t(n_rows) * (s.head_dim_v + 4);
+}
+
+void attend_rows(const float* q, int n_rows, const int* lo, const int* hi, const KvHeadView& kv, const AttentionShape& s,
+                 float* out, float* scratch) {
+  float* m = scratch + attend_chunk_scratch(s);
+  float* l = m + n_rows;
+  float* m2 = l + n_rows;
+  float* l2 = m2 + n_rows;
+  float* out2 = l2 + n_rows;
+  int jmin = hi[0], jmax = lo[0];
+  for (int r = 0; r < n_rows; ++r) {
+    jmin = std::min(jmin, lo[r]);
+    jmax = std::max(jmax, hi[r]);
+  }
+  // Chunk by chunk, merged in order: the same arithmetic as a split over threads (the decode
+  // step's), so a row gets the same bits either way.
+  const int first = std::max(0, jmin) / kAttendChunk * kAttendChunk;
+  attend_rows_chunk(q, n_rows, lo, hi, kv, s, first, out, m, l, scratch);
+  for (int c0 = first + kAttendChunk; c0 <= jmax; c0 += kAttendChunk) {
+    attend_rows_chunk(q, n_rows, lo, hi, kv, s, c0, out2, m2, l2, scratch);
+    attend_merge(n_rows, s.head_dim_v, out, m, l, out2, m2, l2);
+  }
+  attend_finish(n_rows, s.head_dim_v, out, l);
 }
 
 void attend_reference(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, const AttentionShape& s,

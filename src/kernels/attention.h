@@ -39,10 +39,24 @@ void attend(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, const
 // at out + r·head_dim_v. Keys are taken a tile at a time with an online softmax (running max
 // and sum per row, flash-attention style), so each cached row is converted once for every
 // row of the block and no row of L scores is ever stored. scratch: attend_rows_scratch floats
-// (n_keys: the most keys any row sees).
-size_t attend_rows_scratch(int n_rows, int n_keys, const AttentionShape& s);
+// (chunked: see attend_rows_chunk below).
+size_t attend_rows_scratch(int n_rows, const AttentionShape& s);
 void attend_rows(const float* q, int n_rows, const int* lo, const int* hi, const KvHeadView& kv, const AttentionShape& s,
                  float* out, float* scratch);
+
+// attend_rows split by keys (flash-decoding: several threads on one row's keys). Keys come in
+// aligned chunks of kAttendChunk; attend_rows_chunk gives rows' partial state over the chunk
+// from c0 (a multiple of kAttendChunk): out unnormalized (n_rows × head_dim_v), running max m
+// and sum l per row (−inf, 0 and zeros for a row that sees none of its keys). attend_merge
+// folds a later chunk's state into an earlier one's, attend_finish divides by l. attend_rows
+// is exactly chunks merged in order, so a split computation gives the same bits.
+constexpr int kAttendChunk = 512;
+size_t attend_chunk_scratch(const AttentionShape& s);
+void attend_rows_chunk(const float* q, int n_rows, const int* lo, const int* hi, const KvHeadView& kv,
+                       const AttentionShape& s, int c0, float* out, float* m, float* l, float* scratch);
+void attend_merge(int n_rows, int head_dim_v, float* out, float* m, float* l, const float* out2, const float* m2,
+                  const float* l2);
+void attend_finish(int n_rows, int head_dim_v, float* out, const float* l);
 
 // The same computed one value at a time in the obvious order: the reference for tests.
 void attend_reference(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, const AttentionShape& s,

@@ -59,6 +59,8 @@ struct TokenSlot {
 struct Workspace {
   Buf h, a, branch, out;                  // the residual stream and the layer's input/output
   Buf q, k, v, qkv, o;                    // attention
+  Buf attn_part;                          // attention split by keys: each job's rows and state
+  std::vector<int> attn_bounds;           // ... and its rows' key ranges
   Buf g, u, gu;                           // feed-forward
   Buf probs, xe, ye, ys;                  // mixture of experts
   std::vector<std::vector<std::pair<int, float>>> routed;
@@ -117,11 +119,6 @@ void project(ThreadPool& pool, const WeightView& W, const LoraUse& use, const fl
   }
 }
 
-// Element i of a row store (for block types, i starts a block: the cache checks head sizes).
-const void* elements_at(const void* base, GgmlType type, int64_t i) {
-  return static_cast<const uint8_t*>(base) + row_bytes(type, i);
-}
-
 // Self-attention of layer il for the n tokens of a batch: a (normed input) -> out.
 void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il, const LoraUse& lora,
                const std::vector<TokenSlot>& slots, const float* a, int n, float* out, Workspace& ws) {
@@ -174,9 +171,7 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
   float* o = take(ws.o, n * o_w);
   const AttentionShape shape{hk, hv, c.attn_scale, c.attn_softcap};
   auto head_view = [&](const KvCache& cache, int kvh) {
-    return KvHeadView{cache.k_type(), elements_at(cache.key_data(il), cache.k_type(), int64_t(kvh) * hk),
-                      elements_at(cache.value_data(il), cache.v_type(), int64_t(kvh) * hv), cache.k_width(il),
-                      cache.v_width(il), cache.v_type()};
+    return KvHeadView{cache.k_type(), cache.key_data(il, kvh), cache.value_data(il, kvh), hk, hv, cache.v_type()};
   };
   auto first_key = [&](int p) { return L.sliding ? std::max(0, p - c.sliding_window + 1) : 0; };
   {
@@ -192,27 +187,93 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
       blocks.emplace_back(t0, t1);
       t0 = t1;
     }
-    pool.for_each(int64_t(blocks.size()) * L.n_head_kv, [&](int64_t job, int) {
-      const auto [t0, t1] = blocks[size_t(job / L.n_head_kv)];
-      const int kvh = int(job % L.n_head_kv), rows = (t1 - t0) * group;
-      thread_local Buf qb, ob, scratch;
-      thread_local std::vector<int> lo, hi;
-      float* qr = take(qb, int64_t(rows) * hk);
-      float* orow = take(ob, int64_t(rows) * hv);
-      lo.resize(size_t(rows));
-      hi.resize(size_t(rows));
+    // The rows of a (block, KV head) job, gathered from the query heads, and their outputs.
+    auto gather = [&](int t0, int t1, int kvh, float* qr, int* lo, int* hi) {
       for (int t = t0; t < t1; ++t)
         for (int g = 0; g < group; ++g) {
           const int r = (t - t0) * group + g;
           std::copy_n(q + t * q_w + (int64_t(kvh) * group + g) * hk, hk, qr + int64_t(r) * hk);
-          hi[size_t(r)] = slots[t].pos;
-          lo[size_t(r)] = first_key(slots[t].pos);
+          hi[r] = slots[t].pos;
+          lo[r] = first_key(slots[t].pos);
         }
-      attend_rows(qr, rows, lo.data(), hi.data(), head_view(*slots[t0].cache, kvh), shape, orow,
-                  take(scratch, int64_t(attend_rows_scratch(rows, slots[t1 - 1].pos + 1, shape))));
+    };
+    auto scatter = [&](int t0, int t1, int kvh, const float* orow) {
       for (int t = t0; t < t1; ++t)
         std::copy_n(orow + int64_t((t - t0) * group) * hv, int64_t(group) * hv, o + t * o_w + int64_t(kvh) * group * hv);
-    });
+    };
+    const int64_t jobs = int64_t(blocks.size()) * L.n_head_kv;
+    if (jobs >= 2 * int64_t(pool.size())) {
+      pool.for_each(jobs, [&](int64_t job, int) {
+        const auto [t0, t1] = blocks[size_t(job / L.n_head_kv)];
+        const int kvh = int(job % L.n_head_kv), rows = (t1 - t0) * group;
+        thread_local Buf qb, ob, scratch;
+        thread_local std::vector<int> lo, hi;
+        lo.resize(size_t(rows));
+        hi.resize(size_t(rows));
+        float* qr = take(qb, int64_t(rows) * hk);
+        float* orow = take(ob, int64_t(rows) * hv);
+        gather(t0, t1, kvh, qr, lo.data(), hi.data());
+        attend_rows(qr, rows, lo.data(), hi.data(), head_view(*slots[t0].cache, kvh), shape, orow,
+                    take(scratch, int64_t(attend_rows_scratch(rows, shape))));
+        scatter(t0, t1, kvh, orow);
+      });
+    } else {
+      // Too few (block, head) jobs to keep every thread busy (a decode step of a model with few
+      // KV heads): each job also takes one chunk of keys, and the chunks' partial softmax states
+      // are merged in order afterwards — the arithmetic of attend_rows, so the same bits.
+      struct Part {
+        int t0, t1, kvh, c0;
+        int64_t at, bound;  // offsets of the job's q, out, m and l in ws.attn_part, lo and hi in ws.attn_bounds
+      };
+      std::vector<Part> parts;
+      int64_t floats = 0, ints = 0;
+      for (const auto& [t0, t1] : blocks)
+        for (int kvh = 0; kvh < L.n_head_kv; ++kvh) {
+          int jmin = slots[t1 - 1].pos, jmax = 0;
+          for (int t = t0; t < t1; ++t) {
+            jmin = std::min(jmin, first_key(slots[t].pos));
+            jmax = std::max(jmax, slots[t].pos);
+          }
+          const int rows = (t1 - t0) * group;
+          for (int c0 = jmin / kAttendChunk * kAttendChunk; c0 <= jmax; c0 += kAttendChunk) {
+            parts.push_back({t0, t1, kvh, c0, floats, ints});
+            floats += int64_t(rows) * (hk + hv + 2);
+            ints += 2 * int64_t(rows);
+          }
+        }
+      float* part = take(ws.attn_part, floats);
+      if (ws.attn_bounds.size() < size_t(ints)) ws.attn_bounds.resize(size_t(ints));
+      pool.for_each(int64_t(parts.size()), [&](int64_t job, int) {
+        const Part& p = parts[size_t(job)];
+        const int rows = (p.t1 - p.t0) * group;
+        float* qr = part + p.at;
+        int* lo = ws.attn_bounds.data() + p.bound;
+        int* hi = lo + rows;
+        float* out_p = qr + int64_t(rows) * hk;
+        float* m = out_p + int64_t(rows) * hv;
+        thread_local Buf scratch;
+        gather(p.t0, p.t1, p.kvh, qr, lo, hi);
+        attend_rows_chunk(qr, rows, lo, hi, head_view(*slots[p.t0].cache, p.kvh), shape, p.c0, out_p, m, m + rows,
+                          take(scratch, int64_t(attend_chunk_scratch(shape))));
+      });
+      // Merge each (block, head)'s chunks in order into its first chunk's state.
+      for (size_t i = 0; i < parts.size();) {
+        const Part& first = parts[i];
+        const int rows = (first.t1 - first.t0) * group;
+        auto out_of = [&](const Part& p) { return part + p.at + int64_t(rows) * hk; };
+        float* out0 = out_of(first);
+        float* m0 = out0 + int64_t(rows) * hv;
+        size_t e = i + 1;
+        for (; e < parts.size() && parts[e].t0 == first.t0 && parts[e].kvh == first.kvh; ++e) {
+          const float* oe = out_of(parts[e]);
+          const float* me = oe + int64_t(rows) * hv;
+          attend_merge(rows, hv, out0, m0, m0 + rows, oe, me, me + rows);
+        }
+        attend_finish(rows, hv, out0, m0 + rows);
+        scatter(first.t0, first.t1, first.kvh, out0);
+        i = e;
+      }
+    }
   }
   project(pool, lw.wo, lora.with(LoraTarget::attn_output), o, n, out, ws);
 }

@@ -104,7 +104,7 @@ TEST(Attention, QuantizedCacheEqualsTheReferenceOnDequantizedRows) {
         ASSERT_NEAR(out[i], ref[i], 2e-5f * (1 + std::fabs(ref[i]))) << type_name(t.k) << "/" << type_name(t.v) << " hk " << hk;
       // The tiled kernel: n_q rows seeing different ranges.
       std::vector<int> lo = {0, 10, 70}, hi = {positions - 1, 64, 140};
-      std::vector<float> rows_scratch(attend_rows_scratch(n_q, positions, s));
+      std::vector<float> rows_scratch(attend_rows_scratch(n_q, s));
       attend_rows(q.data(), n_q, lo.data(), hi.data(), kv, s, out.data(), rows_scratch.data());
       for (int r = 0; r < n_q; ++r)
         attend_reference(q.data() + size_t(r) * hk, 1, plain, lo[size_t(r)], hi[size_t(r)], s, ref.data() + size_t(r) * hk);
@@ -141,13 +141,54 @@ TEST(Attention, RowsKernelEqualsReferenceRowByRow) {
         lo[size_t(r)] = sh.window > 0 ? std::max(0, hi[size_t(r)] - sh.window + 1) : 0;
       }
       std::vector<float> out(size_t(sh.rows) * sh.hv), ref(out.size());
-      std::vector<float> scratch(attend_rows_scratch(sh.rows, sh.positions, s));
+      std::vector<float> scratch(attend_rows_scratch(sh.rows, s));
       attend_rows(q.data(), sh.rows, lo.data(), hi.data(), kv, s, out.data(), scratch.data());
       for (int r = 0; r < sh.rows; ++r)
         attend_reference(q.data() + size_t(r) * sh.hk, 1, kv, lo[size_t(r)], hi[size_t(r)], s, ref.data() + size_t(r) * sh.hv);
       for (size_t i = 0; i < out.size(); ++i)
         ASSERT_NEAR(out[i], ref[i], 2e-5f * (1 + std::fabs(ref[i])))
             << "type " << type_name(type) << " hk " << sh.hk << " rows " << sh.rows << " L " << sh.positions << " i " << i;
+    }
+  }
+}
+
+// Split by keys (the decode step's threads): each kAttendChunk chunk's partial state, merged
+// in order and finished, gives attend_rows' bits exactly; a row that sees none of a chunk's
+// keys leaves the merge unchanged.
+TEST(Attention, ChunksMergedInOrderAreAttendRowsBits) {
+  std::mt19937 rng(5);
+  for (GgmlType type : {GgmlType::F32, GgmlType::F16}) {
+    for (int hk : {64, 40, 12}) {  // 12: the scalar chunk path
+      const int positions = 3 * kAttendChunk + 77, rows = 6;
+      Cache k(type, positions, hk, rng, 1.0f), v(type, positions, hk, rng, 1.0f);
+      std::normal_distribution<float> d(0.0f, 1.0f);
+      std::vector<float> q(size_t(rows) * hk);
+      for (float& x : q) x = d(rng);
+      const KvHeadView kv{type, k.at(0), v.at(0), hk, hk, type};
+      const AttentionShape s{hk, hk, 1.0f / std::sqrt(float(hk)), 0};
+      // Causal rows near the end and a sliding-window row that sees only the last chunk.
+      const std::vector<int> hi = {positions - 6, positions - 5, positions - 4, positions - 3, positions - 2, positions - 1};
+      const std::vector<int> lo = {0, 0, 100, 0, 0, positions - 40};
+      std::vector<float> whole(size_t(rows) * hk), scratch(attend_rows_scratch(rows, s));
+      attend_rows(q.data(), rows, lo.data(), hi.data(), kv, s, whole.data(), scratch.data());
+      std::vector<float> out(whole.size()), part(whole.size()), m(rows), l(rows), m2(rows), l2(rows);
+      std::vector<float> cs(attend_chunk_scratch(s));
+      attend_rows_chunk(q.data(), rows, lo.data(), hi.data(), kv, s, 0, out.data(), m.data(), l.data(), cs.data());
+      EXPECT_EQ(m[5], -INFINITY);  // the window row sees nothing of the first chunk
+      EXPECT_EQ(l[5], 0.0f);
+      for (int c0 = kAttendChunk; c0 < positions; c0 += kAttendChunk) {
+        attend_rows_chunk(q.data(), rows, lo.data(), hi.data(), kv, s, c0, part.data(), m2.data(), l2.data(), cs.data());
+        attend_merge(rows, hk, out.data(), m.data(), l.data(), part.data(), m2.data(), l2.data());
+      }
+      attend_finish(rows, hk, out.data(), l.data());
+      for (size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], whole[i]) << type_name(type) << " hk " << hk << " i " << i;
+      // And attend_rows itself is the attention (the reference, row by row).
+      std::vector<float> ref(static_cast<size_t>(hk));
+      for (int r = 0; r < rows; ++r) {
+        attend_reference(q.data() + size_t(r) * hk, 1, kv, lo[size_t(r)], hi[size_t(r)], s, ref.data());
+        for (int i = 0; i < hk; ++i)
+          ASSERT_NEAR(whole[size_t(r) * hk + i], ref[size_t(i)], 2e-5f * (1 + std::fabs(ref[size_t(i)]))) << r << " " << i;
+      }
     }
   }
 }

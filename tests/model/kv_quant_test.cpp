@@ -15,6 +15,7 @@
 #include "common/shared.h"
 #include "kernels/thread_pool.h"
 #include "model/config.h"
+#include "quant/quant.h"
 #include "quant/types.h"
 #include "slm/model.h"
 
@@ -79,6 +80,57 @@ TEST_P(KvQuant, LogitsStayWithinTheCacheRounding) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shared, KvQuant, ::testing::ValuesIn(test::f32_fixtures()), test::ParamName());
+
+// The cache is head-major: head h's keys of position j at key_data(il, h) + j·head_dim; a
+// row read back through key()/value() — across head boundaries, from any first element —
+// is the row stored; moving rows keeps every head's rows in step.
+TEST(KvCacheLayout, HeadsAreContiguousAndRowsReadBackAsStored) {
+  ModelConfig c;
+  c.head_dim_k = 64;
+  c.head_dim_v = 32;
+  c.layers.resize(2);
+  c.layers[0].n_head_kv = 3;
+  c.layers[1].n_head_kv = 1;  // layers may have their own head counts (OpenELM)
+  const int n_ctx = 10;
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0}) {
+    KvCache cache(c, n_ctx, t, t);
+    auto key_of = [](int il, int pos, int i) { return float(il * 1000 + pos * 10) + float(i % 7) * 0.25f - float(i) / 64; };
+    for (int il = 0; il < 2; ++il) {
+      const int kw = c.layers[il].n_head_kv * c.head_dim_k, vw = c.layers[il].n_head_kv * c.head_dim_v;
+      for (int pos = 0; pos < n_ctx; ++pos) {
+        std::vector<float> k(static_cast<size_t>(kw)), v(static_cast<size_t>(vw));
+        for (int i = 0; i < kw; ++i) k[size_t(i)] = key_of(il, pos, i);
+        for (int i = 0; i < vw; ++i) v[size_t(i)] = -key_of(il, pos, i);
+        cache.store(il, pos, k.data(), v.data());
+      }
+    }
+    // Tolerance: f32 exact, f16 11 bits, q8_0 about 1/127 of a block's largest value (~2000).
+    const float tol = t == GgmlType::F32 ? 0.0f : t == GgmlType::F16 ? 1.0f : 20.0f;
+    const int first = t == GgmlType::Q8_0 ? 32 : 40;  // quantized rows are read from a block start
+    std::vector<float> tmp(256);
+    for (int pos : {0, 4, 9}) {
+      const float* k = cache.key(0, pos, first, 150 - first, tmp.data());  // spans heads 0..2
+      for (int i = first; i < 150; ++i) ASSERT_NEAR(k[i - first], key_of(0, pos, i), tol) << type_name(t) << " " << i;
+      const float* v = cache.value(0, pos, 0, 96, tmp.data());
+      for (int i = 0; i < 96; ++i) ASSERT_NEAR(v[i], -key_of(0, pos, i), tol) << type_name(t) << " v " << i;
+    }
+    if (t == GgmlType::F16) {  // head 2 of layer 0: position j's 64 keys contiguous at j·64
+      const uint16_t* h2 = static_cast<const uint16_t*>(cache.key_data(0, 2));
+      for (int pos = 0; pos < n_ctx; ++pos)
+        for (int i = 0; i < 64; ++i) ASSERT_NEAR(fp16_to_f32(h2[pos * 64 + i]), key_of(0, pos, 128 + i), tol);
+    }
+    // Positions 6..9 down to 2..5; keys pass through rekey (here: + 1 per element).
+    cache.move_rows(6, 2, 4, [&](int, float* row) {
+      for (int i = 0; i < 64 * 3; ++i) row[i] += 1.0f;
+    });
+    for (int j = 0; j < 4; ++j) {
+      const float* k = cache.key(0, 2 + j, 0, 192, tmp.data());
+      for (int i = 0; i < 192; ++i) ASSERT_NEAR(k[i], key_of(0, 6 + j, i) + 1.0f, tol) << type_name(t);
+      const float* v = cache.value(1, 2 + j, 0, 32, tmp.data());
+      for (int i = 0; i < 32; ++i) ASSERT_NEAR(v[i], -key_of(1, 6 + j, i), tol) << type_name(t);
+    }
+  }
+}
 
 }  // namespace
 }  // namespace slm
