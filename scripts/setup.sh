@@ -9,7 +9,7 @@ packages=(
   libhwy-dev                # SIMD (Highway)
   libpcre2-dev              # pre-tokenizer regexes
   nlohmann-json3-dev        # JSON
-  libcpp-httplib-dev        # HTTP server
+  libcpp-httplib-dev        # HTTP client of the server tests (the server is src/server/http_server.cpp)
   libcli11-dev              # command line
   libfmt-dev                # formatting
   libgtest-dev libgmock-dev # tests

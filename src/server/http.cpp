@@ -2,9 +2,6 @@
 // and graceful shutdown. Generation itself happens in the Scheduler.
 #include "server/http.h"
 
-// A real listen backlog: a burst of clients must queue, not be refused (httplib's default is 5).
-#define CPPHTTPLIB_LISTEN_BACKLOG 512
-#include <httplib.h>
 #include <signal.h>
 
 #include <chrono>
@@ -16,6 +13,7 @@
 #include "app/energy.h"
 #include "gguf/gguf.h"
 #include "model/config.h"
+#include "server/http_server.h"
 #include "server/scheduler.h"
 #include "slm/adapter.h"
 #include "slm/error.h"
@@ -38,14 +36,9 @@ std::string make_id(const char* prefix) {
   return buf;
 }
 
-void send_error(httplib::Response& res, const ApiError& e) {
+void send_error(http::Response& res, const ApiError& e) {
   res.status = e.status;
   res.set_content(error_body(e), "application/json");
-}
-
-std::chrono::steady_clock::time_point& request_started() {
-  thread_local std::chrono::steady_clock::time_point t;  // one request at a time per connection thread
-  return t;
 }
 
 ApiError bad_request(const std::string& message) {
@@ -149,9 +142,9 @@ struct Server {
                       {"alpha", adapters[id]->lora->alpha()}});
     return list;
   }
-  httplib::Server http;
+  std::unique_ptr<http::Server> http;
 
-  bool authorized(const httplib::Request& req, httplib::Response& res) {
+  bool authorized(const http::Request& req, http::Response& res) {
     if (opt.api_key.empty()) return true;
     if (req.get_header_value("Authorization") == "Bearer " + opt.api_key) return true;
     ApiError e;
@@ -163,7 +156,7 @@ struct Server {
     return false;
   }
 
-  bool loaded(httplib::Response& res) {
+  bool loaded(http::Response& res) {
     if (ready) return true;
     ApiError e = status_error(503);
     e.message = "the model is still loading";
@@ -172,7 +165,7 @@ struct Server {
   }
 
   // The checks before a body is parsed: loaded, authorized, within the size limit.
-  bool admit(const httplib::Request& req, httplib::Response& res) {
+  bool admit(const http::Request& req, http::Response& res) {
     if (!loaded(res) || !authorized(req, res)) return false;
     if (req.body.size() > opt.max_body) {
       ApiError e = status_error(413);
@@ -185,7 +178,7 @@ struct Server {
     return true;
   }
 
-  void completions(const httplib::Request& req, httplib::Response& res, bool chat_api) {
+  void completions(const http::Request& req, http::Response& res, bool chat_api) {
     if (!admit(req, res)) return;
     std::vector<std::shared_ptr<Job>> jobs;
     try {
@@ -320,7 +313,7 @@ struct Server {
     res.set_chunked_content_provider(
         "text/event-stream",
         [jobs, id, created, timeout_ms, echoed, cancel_all, state = std::move(choices)](
-            size_t, httplib::DataSink& sink) mutable {
+            http::Sink& sink) mutable {
           const CompletionRequest& request = jobs[0]->request;
           auto send = [&](ojson j, size_t index) {
             if (!j["choices"].empty()) j["choices"][0]["index"] = index;
@@ -433,7 +426,7 @@ struct Server {
   }
 
   // POST /v1/responses: the Responses API on the chat machinery (one output, no storage).
-  void responses(const httplib::Request& req, httplib::Response& res) {
+  void responses(const http::Request& req, http::Response& res) {
     if (!admit(req, res)) return;
     std::shared_ptr<Job> job;
     ResponsesRequest rr;
@@ -510,7 +503,7 @@ struct Server {
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [job, stream, timeout_ms](size_t, httplib::DataSink& sink) {
+        [job, stream, timeout_ms](http::Sink& sink) {
           auto send = [&](const std::string& s) { return s.empty() || sink.write(s.data(), s.size()); };
           if (!send(stream->start())) {
             job->cancelled = true;
@@ -585,43 +578,34 @@ struct Server {
   }
 
   void routes() {
-    // One socket per port: without SO_REUSEPORT (httplib sets it by default) a second server
-    // on a port in use fails at start instead of silently sharing the traffic.
-    http.set_socket_options([](socket_t sock) {
-      int yes = 1;
-      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const char*>(&yes), sizeof yes);
-    });
-    // Access log: one line per request on stderr.
-    http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
-      request_started() = std::chrono::steady_clock::now();
-      return httplib::Server::HandlerResponse::Unhandled;
-    });
-    if (!opt.quiet)
-      http.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-        const double ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - request_started()).count();
-        const std::string tokens = res.get_header_value("X-Slm-Tokens");
-        std::fprintf(stderr, "serve: %s %s %d%s%s %.1f ms\n", req.method.c_str(), req.path.c_str(), res.status,
-                     tokens.empty() ? "" : " tokens ", tokens.c_str(), ms);
-      });
-    // One thread per open connection (a kept-alive idle connection holds its thread until its
-    // keep-alive timeout), sized to the slots rather than a fixed 256 started at launch.
-    const size_t threads = std::clamp<size_t>(size_t(opt.n_parallel) * 8, 32, 128);
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    http::Limits limits;
     // Bodies somewhat over --max-body are still read, so the client gets its 413 instead of a
     // reset connection while it is sending; only absurd sizes are cut off mid-upload.
-    http.set_payload_max_length(std::max<size_t>(opt.max_body, std::min<size_t>(opt.max_body * 16, 64u << 20)));
-    http.set_read_timeout(opt.timeout_s, 0);
-    http.set_write_timeout(opt.timeout_s, 0);
-    http.set_keep_alive_max_count(1000);
-    http.set_keep_alive_timeout(5);  // also bounds how long shutdown waits on idle connections
-    http.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
+    limits.max_body = std::max<size_t>(opt.max_body, std::min<size_t>(opt.max_body * 16, 64u << 20));
+    // A request's head and body must arrive within this, however slowly they trickle.
+    limits.request_timeout_ms = int(std::min(opt.timeout_s, 30)) * 1000;
+    limits.write_timeout_ms = opt.timeout_s * 1000;
+    limits.idle_timeout_ms = 5000;  // also bounds how long shutdown waits on idle connections
+    // One thread per open connection, started as it opens; beyond this many, new ones get a 503.
+    limits.max_connections = std::clamp(opt.n_parallel * 16, 64, 512);
+    http = std::make_unique<http::Server>(limits);
+    // Access log: one line per request on stderr.
+    if (!opt.quiet)
+      http->set_logger([](const http::Request& req, const http::Response& res, double ms) {
+        const std::string tokens = res.get_header_value("X-Slm-Tokens");
+        std::fprintf(stderr, "serve: %s %s %d%s%s %.1f ms\n", req.method.empty() ? "-" : req.method.c_str(),
+                     req.path.empty() ? "-" : req.path.c_str(), res.status, tokens.empty() ? "" : " tokens ",
+                     tokens.c_str(), ms);
+      });
+    http->set_error_handler([this](const http::Request&, http::Response& res) {
       if (res.body.empty()) {
         if (sched) sched->count_error(res.status);
-        send_error(res, status_error(res.status));
+        ApiError e = status_error(res.status);
+        if (!res.error.empty()) e.message = res.error;
+        send_error(res, e);
       }
     });
-    http.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    http->set_exception_handler([this](const http::Request&, http::Response& res, std::exception_ptr ep) {
       ApiError e = status_error(500);
       try {
         std::rethrow_exception(ep);
@@ -634,11 +618,11 @@ struct Server {
       send_error(res, e);
     });
     // Browsers' preflight requests, so web UIs on other origins can call the API.
-    http.set_default_headers({{"Access-Control-Allow-Origin", "*"},
+    http->set_default_headers({{"Access-Control-Allow-Origin", "*"},
                               {"Access-Control-Allow-Headers", "Authorization, Content-Type"},
                               {"Access-Control-Allow-Methods", "GET, POST, OPTIONS"}});
-    http.Options(R"(.*)", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
-    http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    http->Options(R"(.*)", [](const http::Request&, http::Response& res) { res.status = 204; });
+    http->Get(R"(/v1/models/(.+))", [this](const http::Request& req, http::Response& res) {
       if (!loaded(res) || !authorized(req, res)) return;
       if (req.matches[1] != model_id) {
         ApiError e;
@@ -651,7 +635,7 @@ struct Server {
       ojson j = {{"id", model_id}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "slm"}};
       res.set_content(j.dump(), "application/json");
     });
-    http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    http->Get("/health", [this](const http::Request&, http::Response& res) {
       if (ready) {
         res.set_content("{\"status\":\"ok\"}", "application/json");
       } else {
@@ -659,22 +643,22 @@ struct Server {
         res.set_content("{\"status\":\"loading\"}", "application/json");
       }
     });
-    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    http->Get("/metrics", [this](const http::Request&, http::Response& res) {
       if (!loaded(res)) return;
       res.set_content(metrics(), "text/plain; version=0.0.4");
     });
-    http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+    http->Get("/v1/models", [this](const http::Request& req, http::Response& res) {
       if (!loaded(res) || !authorized(req, res)) return;
       ojson j = {{"object", "list"},
                  {"data", ojson::array({{{"id", model_id}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "slm"}}})}};
       res.set_content(j.dump(), "application/json");
     });
     // llama-server's adapter endpoints: the list with current scales, and new default scales.
-    http.Get("/lora-adapters", [this](const httplib::Request& req, httplib::Response& res) {
+    http->Get("/lora-adapters", [this](const http::Request& req, http::Response& res) {
       if (!loaded(res) || !authorized(req, res)) return;
       res.set_content(adapters_json().dump(), "application/json");
     });
-    http.Post("/lora-adapters", [this](const httplib::Request& req, httplib::Response& res) {
+    http->Post("/lora-adapters", [this](const http::Request& req, http::Response& res) {
       if (!loaded(res) || !authorized(req, res)) return;
       try {
         if (json_nesting_depth(req.body) > kMaxRequestDepth) throw bad_request("the body is nested too deeply");
@@ -694,16 +678,16 @@ struct Server {
       }
       res.set_content(adapters_json().dump(), "application/json");
     });
-    http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    http->Post("/v1/chat/completions", [this](const http::Request& req, http::Response& res) {
       completions(req, res, true);
     });
-    http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    http->Post("/v1/completions", [this](const http::Request& req, http::Response& res) {
       completions(req, res, false);
     });
-    http.Post("/v1/responses", [this](const httplib::Request& req, httplib::Response& res) { responses(req, res); });
+    http->Post("/v1/responses", [this](const http::Request& req, http::Response& res) { responses(req, res); });
     // A known path with the wrong method is a 405 (with Allow), not a 404.
     auto wrong_method = [this](const char* allow) {
-      return [this, allow](const httplib::Request&, httplib::Response& res) {
+      return [this, allow](const http::Request&, http::Response& res) {
         res.set_header("Allow", allow);
         if (sched) sched->count_error(405);
         send_error(res, status_error(405));
@@ -711,14 +695,14 @@ struct Server {
       };
     };
     for (const char* path : {"/v1/chat/completions", "/v1/completions", "/v1/responses"}) {
-      http.Get(path, wrong_method("POST, OPTIONS"));
-      http.Put(path, wrong_method("POST, OPTIONS"));
-      http.Delete(path, wrong_method("POST, OPTIONS"));
+      http->Get(path, wrong_method("POST, OPTIONS"));
+      http->Put(path, wrong_method("POST, OPTIONS"));
+      http->Delete(path, wrong_method("POST, OPTIONS"));
     }
     for (const char* path : {"/v1/models", "/health", "/metrics"}) {
-      http.Post(path, wrong_method("GET, OPTIONS"));
-      http.Put(path, wrong_method("GET, OPTIONS"));
-      http.Delete(path, wrong_method("GET, OPTIONS"));
+      http->Post(path, wrong_method("GET, OPTIONS"));
+      http->Put(path, wrong_method("GET, OPTIONS"));
+      http->Delete(path, wrong_method("GET, OPTIONS"));
     }
   }
 };
@@ -743,18 +727,15 @@ int serve(const ServeOptions& opt_in) {
   // Bind first: a port in use fails at once, and /health answers 503 "loading" while the
   // model loads.
   s.routes();
-  int port = opt.port;
-  if (port == 0) {
-    port = s.http.bind_to_any_port(opt.host);
-    if (port < 0) throw Error("cannot listen on " + opt.host + " (no free port, or the address is not this machine's)");
-  } else if (!s.http.bind_to_port(opt.host, port)) {
-    throw Error("cannot listen on " + opt.host + ":" + std::to_string(port) +
-                " (the port is in use by another program, or the address is not this machine's)");
-  }
+  std::string why;
+  const int port = s.http->bind(opt.host, opt.port, &why);
+  if (port < 0)
+    throw Error("cannot listen on " + opt.host + ":" + std::to_string(opt.port) + ": " + why +
+                (opt.port != 0 ? " (the port may be in use by another program, or the address is not this machine's)" : ""));
   std::fprintf(stderr, "serve: listening on http://%s:%d\n", opt.host.c_str(), port);
-  std::thread listener([&] { s.http.listen_after_bind(); });
+  std::thread listener([&] { s.http->listen(); });
   auto stop_listening = [&] {
-    s.http.stop();
+    s.http->stop();
     listener.join();
   };
 
@@ -805,7 +786,7 @@ int serve(const ServeOptions& opt_in) {
     std::fprintf(stderr, "serve: %s received: finishing in-flight requests\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     s.ready = false;
     s.sched->shutdown(5000);
-    s.http.stop();
+    s.http->stop();
   });
   listener.join();
   // listen returned: either a signal stopped it, or it failed; make the signal thread finish.
