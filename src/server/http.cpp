@@ -3,6 +3,7 @@
 #include "server/http.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -586,8 +587,13 @@ struct Server {
     limits.request_timeout_ms = int(std::min(opt.timeout_s, 30)) * 1000;
     limits.write_timeout_ms = opt.timeout_s * 1000;
     limits.idle_timeout_ms = 5000;  // also bounds how long shutdown waits on idle connections
-    // One thread per open connection, started as it opens; beyond this many, new ones get a 503.
-    limits.max_connections = std::clamp(opt.n_parallel * 16, 64, 512);
+    // One thread per open connection, started as it opens; one that is still sending its
+    // request sleeps in poll and costs a few pages, so many may wait (a slowloris must open
+    // hundreds to matter, and each is cut off by the request deadline). Beyond this many — the
+    // descriptor limit less a margin for the model and logs, at most 1024 — new ones get a 503.
+    rlimit fds{};
+    const long fd_limit = getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur != RLIM_INFINITY ? long(fds.rlim_cur) : 1024;
+    limits.max_connections = int(std::clamp(fd_limit - 64, 16L, 1024L));
     http = std::make_unique<http::Server>(limits);
     // Access log: one line per request on stderr.
     if (!opt.quiet)

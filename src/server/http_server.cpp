@@ -564,7 +564,19 @@ void Server::serve_connection(int fd) {
       if (res.body.empty()) res.set_content(why + "\n", "text/plain");
       write_response(fd, req, res, false);
       if (logger_) logger_(req, res, std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      // Lingering close: closing with unread bytes would reset the connection and could
+      // discard the answer before the client reads it, so read and drop what it still sends
+      // (for at most 2 s: reading costs little, and a flood must not reset the answer away)
+      // until it closes its side.
       ::shutdown(fd, SHUT_WR);
+      const auto linger_end = Clock::now() + std::chrono::milliseconds(2000);
+      for (;;) {
+        pollfd p{fd, POLLIN, 0};
+        const int left = ms_left(linger_end);
+        if (left == 0 || ::poll(&p, 1, left) <= 0) break;
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+      }
       return;
     }
     const std::string connection = lower(req.get_header_value("Connection"));
