@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "quant/types.h"
+#include "slm/types.h"
 
 namespace slm {
 
