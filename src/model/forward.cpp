@@ -56,11 +56,18 @@ struct TokenSlot {
 // Scratch buffers of a forward pass, kept per calling thread and only ever grown, so the
 // token loop does not allocate (and a 512-token prompt does not page-fault megabytes of
 // fresh memory in every layer).
+// One job of attention split by keys: a block's rows against one KV head over one chunk.
+struct AttentionPart {
+  int t0, t1, kvh, c0;
+  int64_t at, bound;  // offsets of the job's q, out, m and l in attn_part, its lo and hi in attn_bounds
+};
+
 struct Workspace {
   Buf h, a, branch, out;                  // the residual stream and the layer's input/output
   Buf q, k, v, qkv, o;                    // attention
   Buf attn_part;                          // attention split by keys: each job's rows and state
   std::vector<int> attn_bounds;           // ... and its rows' key ranges
+  std::vector<AttentionPart> attn_parts;  // ... and the jobs (kept: no allocation per layer)
   Buf g, u, gu;                           // feed-forward
   Buf probs, xe, ye, ys;                  // mixture of experts
   std::vector<std::vector<std::pair<int, float>>> routed;
@@ -221,11 +228,8 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
       // Too few (block, head) jobs to keep every thread busy (a decode step of a model with few
       // KV heads): each job also takes one chunk of keys, and the chunks' partial softmax states
       // are merged in order afterwards — the arithmetic of attend_rows, so the same bits.
-      struct Part {
-        int t0, t1, kvh, c0;
-        int64_t at, bound;  // offsets of the job's q, out, m and l in ws.attn_part, lo and hi in ws.attn_bounds
-      };
-      std::vector<Part> parts;
+      std::vector<AttentionPart>& parts = ws.attn_parts;
+      parts.clear();
       int64_t floats = 0, ints = 0;
       for (const auto& [t0, t1] : blocks)
         for (int kvh = 0; kvh < L.n_head_kv; ++kvh) {
@@ -244,7 +248,7 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
       float* part = take(ws.attn_part, floats);
       if (ws.attn_bounds.size() < size_t(ints)) ws.attn_bounds.resize(size_t(ints));
       pool.for_each(int64_t(parts.size()), [&](int64_t job, int) {
-        const Part& p = parts[size_t(job)];
+        const AttentionPart& p = parts[size_t(job)];
         const int rows = (p.t1 - p.t0) * group;
         float* qr = part + p.at;
         int* lo = ws.attn_bounds.data() + p.bound;
@@ -258,9 +262,9 @@ void attention(ThreadPool& pool, const ModelConfig& c, const Weights& w, int il,
       });
       // Merge each (block, head)'s chunks in order into its first chunk's state.
       for (size_t i = 0; i < parts.size();) {
-        const Part& first = parts[i];
+        const AttentionPart& first = parts[i];
         const int rows = (first.t1 - first.t0) * group;
-        auto out_of = [&](const Part& p) { return part + p.at + int64_t(rows) * hk; };
+        auto out_of = [&](const AttentionPart& p) { return part + p.at + int64_t(rows) * hk; };
         float* out0 = out_of(first);
         float* m0 = out0 + int64_t(rows) * hv;
         size_t e = i + 1;

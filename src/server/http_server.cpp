@@ -289,6 +289,17 @@ RequestReader::State RequestReader::parse_head(int* status, std::string* why) {
   return State::need_more;
 }
 
+// The request is whole: hand it over and start on the next one.
+RequestReader::State RequestReader::complete(Request* req) {
+  *req = std::move(req_);
+  req_ = Request{};
+  phase_ = Phase::head;
+  continue_pending_ = false;
+  buf_.erase(0, pos_);
+  pos_ = 0;
+  return State::done;
+}
+
 RequestReader::State RequestReader::next(Request* req, int* status, std::string* why) {
   for (;;) {
     switch (phase_) {
@@ -307,13 +318,7 @@ RequestReader::State RequestReader::next(Request* req, int* status, std::string*
           pos_ = 0;
           return State::need_more;
         }
-        *req = std::move(req_);
-        req_ = Request{};
-        phase_ = Phase::head;
-        continue_pending_ = false;
-        buf_.erase(0, pos_);
-        pos_ = 0;
-        return State::done;
+        return complete(req);
       }
       case Phase::chunk_size: {
         const size_t e = buf_.find("\r\n", pos_);
@@ -363,13 +368,7 @@ RequestReader::State RequestReader::next(Request* req, int* status, std::string*
           if (++trailer_lines_ > limits_.max_headers) return fail(431, "too many trailer fields", status, why);
           break;
         }
-        *req = std::move(req_);
-        req_ = Request{};
-        phase_ = Phase::head;
-        continue_pending_ = false;
-        buf_.erase(0, pos_);
-        pos_ = 0;
-        return State::done;
+        return complete(req);
       }
     }
   }

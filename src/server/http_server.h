@@ -103,6 +103,7 @@ class RequestReader {
   enum class Phase { head, body_length, chunk_size, chunk_data, chunk_data_end, trailers };
   State fail(int status, const std::string& why, int* st, std::string* w);
   State parse_head(int* status, std::string* why);
+  State complete(Request* req);
 
   Limits limits_;
   std::string buf_;
