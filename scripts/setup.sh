@@ -6,7 +6,6 @@ cd "$(dirname "$0")/.."
 
 packages=(
   cmake ninja-build g++ pkg-config git ca-certificates   # build
-  libhwy-dev                # SIMD (Highway)
   libpcre2-dev              # pre-tokenizer regexes
   nlohmann-json3-dev        # JSON
   libcpp-httplib-dev        # HTTP client of the server tests (the server is src/server/http_server.cpp)

@@ -10,34 +10,22 @@
 
 #include "cli/commands.h"
 #include "kernels/rows_x8.h"
+#include "kernels/tier.h"
 #include "slm/error.h"
 
 namespace {
 
-// The SIMD this binary was compiled for, and whether the interleaved-row kernels run here.
+// The CPU tier the kernels run at (chosen at start; SLM_CPU forces one) and the tiers this
+// binary carries that the CPU can run.
 std::string version_text() {
-  std::string isa;
-#if defined(__AVX512F__)
-  isa += " avx512f";
-#endif
-#if defined(__AVX512VNNI__)
-  isa += " avx512vnni";
-#endif
-#if defined(__AVX2__)
-  isa += " avx2";
-#endif
-#if defined(__FMA__)
-  isa += " fma";
-#endif
-#if defined(__F16C__)
-  isa += " f16c";
-#endif
-#if defined(__ARM_NEON)
-  isa += " neon";
-#endif
-  if (isa.empty()) isa = " scalar";
-  return std::string("slm ") + SLM_VERSION + " (" + SLM_BUILD_TYPE + " build; CPU kernels:" + isa +
-         (slm::rows_x8_available() ? "; interleaved Q4_0/Q8_0/Q4_K/Q5_K/Q6_K rows" : "") + ")";
+  std::string kernels;
+  try {
+    kernels = std::string(slm::cpu_tier_name(slm::cpu_tier())) + " (this CPU runs: " + slm::cpu_tiers_supported() +
+              ")" + (slm::rows_x8_available() ? "; interleaved Q4_0/Q8_0/Q4_K/Q5_K/Q6_K rows" : "");
+  } catch (const slm::Error& e) {
+    kernels = e.what();
+  }
+  return std::string("slm ") + SLM_VERSION + " (" + SLM_BUILD_TYPE + " build; CPU kernels: " + kernels + ")";
 }
 
 size_t edit_distance(const std::string& a, const std::string& b) {
@@ -173,6 +161,11 @@ int main(int argc, char** argv) {
     if (!help_topic.empty()) return usage_error("unknown command '" + help_topic + "'");
     std::printf("%s", app.help().c_str());
     return 0;
+  }
+  try {
+    slm::cpu_tier();  // a bad SLM_CPU stops here, before any work
+  } catch (const slm::Error& e) {
+    return usage_error(e.what());
   }
   try {
     for (auto& [sub, act] : commands)

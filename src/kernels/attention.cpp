@@ -6,10 +6,21 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/tier.h"
+
+namespace slm {
+// The kernels of one CPU tier (kernels/tier.h).
+struct AttentionKernels {
+  decltype(&attend) attend_one;
+  decltype(&attend_rows_chunk) rows_chunk;
+};
+}  // namespace slm
+
+#include "kernels/tier_begin.h"
 #include "kernels/simd_math.h"
 #include "kernels/vec_dot_simd.h"
 
-namespace slm {
+namespace slm::SLM_TIER_NS {
 
 namespace {
 
@@ -63,7 +74,7 @@ void attend_scalar(const float* q, int n_q, const KvHeadView& kv, int lo, int hi
   }
 }
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#if defined(SLM_X86_AVX2)
 
 // Eight elements from i (a multiple of 8) of a row store of type T, as floats.
 template <GgmlType T>
@@ -173,7 +184,7 @@ void attend_simd(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, 
 #endif
 constexpr int kKeyTile = 64;  // keys per tile of attend_rows
 static_assert(kAttendChunk % kKeyTile == 0, "a chunk is whole tiles");
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#if defined(SLM_X86_AVX2)
 
 // attend_rows: kKeyTile keys per tile. Per tile: K converted and transposed (kt[d][j]), V
 // converted (vt[j][d]); per row: 64 scores in eight registers, the online-softmax update,
@@ -334,7 +345,7 @@ void with_kv_types(const KvHeadView& kv, F&& f) {
 
 void attend(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, const AttentionShape& s, float* out,
             float* scratch) {
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#if defined(SLM_X86_AVX2)
   if (s.head_dim_k % 8 == 0 && s.head_dim_v % 8 == 0) {
     with_kv_types(kv, [&](auto kt, auto vt) {
       attend_simd<decltype(kt)::value, decltype(vt)::value>(q, n_q, kv, lo, hi, s, out, scratch);
@@ -374,13 +385,9 @@ void attend_chunk_scalar(const float* q, int n_rows, const int* lo, const int* h
 
 }  // namespace
 
-size_t attend_chunk_scratch(const AttentionShape& s) {
-  return std::max(size_t(s.head_dim_k + s.head_dim_v + 1) * kKeyTile, size_t(kAttendChunk));
-}
-
 void attend_rows_chunk(const float* q, int n_rows, const int* lo, const int* hi, const KvHeadView& kv,
                        const AttentionShape& s, int c0, float* out, float* m, float* l, float* scratch) {
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#if defined(SLM_X86_AVX2)
   if (s.head_dim_k % 8 == 0 && s.head_dim_v % 8 == 0) {
     with_kv_types(kv, [&](auto kt, auto vt) {
       attend_chunk_simd<decltype(kt)::value, decltype(vt)::value>(q, n_rows, lo, hi, kv, s, c0, out, m, l, scratch);
@@ -389,6 +396,32 @@ void attend_rows_chunk(const float* q, int n_rows, const int* lo, const int* hi,
   }
 #endif
   attend_chunk_scalar(q, n_rows, lo, hi, kv, s, c0, out, m, l, scratch);
+}
+
+extern const AttentionKernels kAttention;
+const AttentionKernels kAttention = {attend, attend_rows_chunk};
+
+}  // namespace slm::SLM_TIER_NS
+
+#include "kernels/tier_end.h"
+
+#if SLM_TIER_BASE
+namespace slm {
+
+SLM_TIER_TABLE(::slm::AttentionKernels, kAttention)
+
+void attend(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, const AttentionShape& s, float* out,
+            float* scratch) {
+  kAttention_of_tier().attend_one(q, n_q, kv, lo, hi, s, out, scratch);
+}
+
+void attend_rows_chunk(const float* q, int n_rows, const int* lo, const int* hi, const KvHeadView& kv,
+                       const AttentionShape& s, int c0, float* out, float* m, float* l, float* scratch) {
+  kAttention_of_tier().rows_chunk(q, n_rows, lo, hi, kv, s, c0, out, m, l, scratch);
+}
+
+size_t attend_chunk_scratch(const AttentionShape& s) {
+  return std::max(size_t(s.head_dim_k + s.head_dim_v + 1) * SLM_TIER_NS::kKeyTile, size_t(kAttendChunk));
 }
 
 void attend_merge(int n_rows, int head_dim_v, float* out, float* m, float* l, const float* out2, const float* m2,
@@ -448,7 +481,8 @@ void attend_rows(const float* q, int n_rows, const int* lo, const int* hi, const
 void attend_reference(const float* q, int n_q, const KvHeadView& kv, int lo, int hi, const AttentionShape& s,
                       float* out) {
   std::vector<float> scratch(size_t(n_q) * (hi - lo + 1));
-  attend_scalar(q, n_q, kv, lo, hi, s, out, scratch.data());
+  SLM_TIER_NS::attend_scalar(q, n_q, kv, lo, hi, s, out, scratch.data());
 }
 
 }  // namespace slm
+#endif  // SLM_TIER_BASE

@@ -19,12 +19,22 @@
 #include <string>
 #include <type_traits>
 
+#include "kernels/tier.h"
 #include "kernels/vec_dot_kernels.h"
-#include "kernels/vec_dot_simd.h"
 #include "quant/blocks.h"
 #include "slm/error.h"
 
 namespace slm {
+struct GemmQKernels {
+  decltype(&gemm_q) gemm;
+  vdot::DotFn (*tiled_kernel)(GgmlType weight_type);
+};
+}  // namespace slm
+
+#include "kernels/tier_begin.h"
+#include "kernels/vec_dot_simd.h"
+
+namespace slm::SLM_TIER_NS {
 
 namespace {
 
@@ -41,7 +51,7 @@ void gemm_generic(vdot::DotFn dot, int64_t n, const uint8_t* w, size_t ws, const
       y[t * ys + o] = dot(n, w + static_cast<size_t>(o) * ws, a + static_cast<size_t>(t) * as);
 }
 
-#if defined(__AVX2__)
+#if defined(SLM_X86_AVX2)
 
 // Decoders for the tiled kernel: a weight block → 32 bytes of codes and its fp16 scale.
 // kBias > 0: unsigned codes, value = code − kBias (the bias is removed through Σ activation
@@ -138,10 +148,10 @@ void tile(int64_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, 
 // over the sub-blocks with each row's scales (maddubs, then madd with the scale), and the
 // rows' scale unpacking is shared by the RN tokens; the min/offset term comes from the
 // activations' bsums once per (row, token, super-block).
-#if defined(__AVX512BW__)
+#if defined(SLM_X86_AVX512)
 // acc + Σ pairs of p·s (16-bit products summed into 32-bit lanes); one instruction with VNNI.
 inline __m512i madd_acc16(__m512i acc, __m512i p, __m512i s) {
-#if defined(__AVX512VNNI__)
+#if defined(SLM_X86_VNNI)
   return _mm512_dpwssd_epi32(acc, p, s);
 #else
   return _mm512_add_epi32(acc, _mm512_madd_epi16(p, s));
@@ -213,7 +223,7 @@ void tile_q45_K(int64_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_
     __m256i isum[RM][RN];
     for (int i = 0; i < RM; ++i)
       for (int j = 0; j < RN; ++j) isum[i][j] = _mm256_setzero_si256();
-#if defined(__AVX512BW__)
+#if defined(SLM_X86_AVX512)
     // Two sub-blocks per 512-bit product: chunk c's low nibbles (sub-block 2c) in the low
     // half, its high nibbles (2c+1) in the high half, against 64 contiguous activations. The
     // halves are added at the end, so every 32-bit lane holds the same integer sum as the
@@ -311,7 +321,7 @@ void tile_q6_K(int64_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_t
     __m256i isum[RM][RN];
     for (int i = 0; i < RM; ++i)
       for (int j = 0; j < RN; ++j) isum[i][j] = _mm256_setzero_si256();
-#if defined(__AVX512BW__)
+#if defined(SLM_X86_AVX512)
     // Chunks kk and kk+1 in one 512-bit product (their activations are contiguous); the
     // halves are added at the end, so the integer sum per lane, and the result, are those
     // of the 256-bit route.
@@ -395,7 +405,7 @@ struct Tiles {
   TileFn full, four_tokens, two_tokens, one_token;
 };
 
-#if defined(__AVX512VL__)
+#if defined(SLM_X86_AVX512)
 constexpr int kRM = 4, kRN = 4;  // 32 vector registers: 16 accumulators fit
 #else
 constexpr int kRM = 2, kRN = 4;  // 16 vector registers
@@ -457,7 +467,7 @@ float dot_via_tile(int64_t n, const void* w, const void* a) {
   return y;
 }
 
-#endif  // __AVX2__
+#endif  // SLM_X86_AVX2
 
 void gemm_blocked(vdot::DotFn dot, int64_t n, const uint8_t* w, size_t ws, const uint8_t* a, size_t as,
                   int64_t n_tok, float* y, int64_t ys, int64_t r_begin, int64_t r_end) {
@@ -480,7 +490,7 @@ void gemm_q(GgmlType t, int64_t n, const void* wv, size_t ws, const void* av, si
   if (r_begin >= r_end || n_tok <= 0) return;
   const auto* w = static_cast<const uint8_t*>(wv);
   const auto* a = static_cast<const uint8_t*>(av);
-#if defined(__AVX2__)
+#if defined(SLM_X86_AVX2)
   switch (t) {
     case GgmlType::Q4_0: return gemm_tiled(legacy_tiles<DecQ4_0>(), n, w, ws, a, as, n_tok, y, ys, r_begin, r_end, dot);
     case GgmlType::Q5_0: return gemm_tiled(legacy_tiles<DecQ5_0>(), n, w, ws, a, as, n_tok, y, ys, r_begin, r_end, dot);
@@ -498,7 +508,7 @@ void gemm_q(GgmlType t, int64_t n, const void* wv, size_t ws, const void* av, si
 namespace vdot {
 
 DotFn tiled_kernel(GgmlType t) {
-#if defined(__AVX2__)
+#if defined(SLM_X86_AVX2)
   switch (t) {
     case GgmlType::Q4_0: return dot_via_tile<tile<DecQ4_0, 1, 1>, QK>;
     case GgmlType::Q5_0: return dot_via_tile<tile<DecQ5_0, 1, 1>, QK>;
@@ -517,4 +527,20 @@ DotFn tiled_kernel(GgmlType t) {
 
 }  // namespace vdot
 
+extern const GemmQKernels kGemmQ;
+const GemmQKernels kGemmQ = {gemm_q, vdot::tiled_kernel};
+
+}  // namespace slm::SLM_TIER_NS
+
+#include "kernels/tier_end.h"
+
+#if SLM_TIER_BASE
+namespace slm {
+SLM_TIER_TABLE(::slm::GemmQKernels, kGemmQ)
+void gemm_q(GgmlType t, int64_t n, const void* w, size_t ws, const void* a, size_t as, int64_t n_tok, float* y,
+            int64_t ys, int64_t r_begin, int64_t r_end) {
+  kGemmQ_of_tier().gemm(t, n, w, ws, a, as, n_tok, y, ys, r_begin, r_end);
+}
+vdot::DotFn vdot::tiled_kernel(GgmlType t) { return kGemmQ_of_tier().tiled_kernel(t); }
 }  // namespace slm
+#endif

@@ -1,16 +1,50 @@
 #include "kernels/kernels.h"
-#include "kernels/gemm_q_matmul.h"
-#include "kernels/simd_math.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
+#include "kernels/gemm_q_matmul.h"
+#include "kernels/tier.h"
 #include "quant/quant.h"
 #include "slm/error.h"
 
+// The elementwise kernels with SIMD code, once per CPU tier (kernels/tier.h).
 namespace slm {
+struct ElementwiseKernels {
+  decltype(&swiglu) swiglu_fn;
+};
+}  // namespace slm
+
+#include "kernels/tier_begin.h"
+#include "kernels/simd_math.h"
+
+namespace slm::SLM_TIER_NS {
+
+void swiglu(float* x, const float* g, int64_t n) {
+  int64_t i = 0;
+#if defined(SLM_X86_AVX2)
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(simd::silu_ps(_mm256_loadu_ps(x + i)), _mm256_loadu_ps(g + i)));
+#endif
+  for (; i < n; ++i) x[i] = ::slm::silu(x[i]) * g[i];
+}
+
+extern const ElementwiseKernels kElementwise;
+const ElementwiseKernels kElementwise = {swiglu};
+
+}  // namespace slm::SLM_TIER_NS
+
+#include "kernels/tier_end.h"
+
+// Everything else: the baseline copy only.
+#if SLM_TIER_BASE
+namespace slm {
+
+SLM_TIER_TABLE(::slm::ElementwiseKernels, kElementwise)
+
+void swiglu(float* x, const float* g, int64_t n) { kElementwise_of_tier().swiglu_fn(x, g, n); }
 
 float dot_f32(const float* a, const float* b, int64_t n) {
   // Eight independent partial sums: lets the compiler vectorise without -ffast-math.
@@ -220,15 +254,6 @@ float gelu(float x) {
   return fp16_to_f32(gelu_table()[f32_to_fp16(x)]);
 }
 
-void swiglu(float* x, const float* g, int64_t n) {
-  int64_t i = 0;
-#if defined(__AVX2__) && defined(__FMA__)
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(x + i, _mm256_mul_ps(simd::silu_ps(_mm256_loadu_ps(x + i)), _mm256_loadu_ps(g + i)));
-#endif
-  for (; i < n; ++i) x[i] = silu(x[i]) * g[i];
-}
-
 void geglu(float* x, const float* g, int64_t n) {
   const std::vector<uint16_t>& table = gelu_table();
   for (int64_t i = 0; i < n; ++i) {
@@ -239,3 +264,4 @@ void geglu(float* x, const float* g, int64_t n) {
 }
 
 }  // namespace slm
+#endif  // SLM_TIER_BASE

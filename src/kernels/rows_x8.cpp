@@ -4,7 +4,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "kernels/vec_dot_simd.h"
+#include "kernels/tier.h"
 #include "quant/blocks.h"
 #include "quant/types.h"
 
@@ -16,6 +16,19 @@ using quant::block_q5_K;
 using quant::block_q6_K;
 using quant::block_q8_0;
 using quant::block_q8_K;
+
+// The interleaved-rows kernels of one CPU tier (kernels/tier.h).
+struct RowsX8Kernels {
+  bool available;
+  decltype(&gemm_q4_0x8) q4_0;
+  decltype(&gemm_q8_0x8) q8_0;
+  decltype(&gemm_q4_Kx8) q4_K;
+  decltype(&gemm_q5_Kx8) q5_K;
+  decltype(&gemm_q6_Kx8) q6_K;
+};
+
+// Layouts, repacking and the scalar references: the baseline copy only.
+#if SLM_TIER_BASE
 
 namespace {
 // Block k of rows 8g..8g+7 → one interleaved block: the eight scales, then the rows' codes in
@@ -255,7 +268,16 @@ void repack_rows_x8(GgmlType type, const void* src, size_t row_stride, int64_t r
   }
 }
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#endif  // SLM_TIER_BASE
+
+}  // namespace slm
+
+#include "kernels/tier_begin.h"
+#include "kernels/vec_dot_simd.h"
+
+namespace slm::SLM_TIER_NS {
+
+#if defined(SLM_X86_AVX2)
 
 namespace {
 
@@ -283,7 +305,7 @@ void tile_q4(const block_q4_0x8* w, int64_t nb, const uint8_t* acts, size_t as, 
       const __m256i q = vdot::loadu256(b.qs + 32 * m);
       const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
       for (int j = 0; j < RN; ++j) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#if defined(SLM_X86_VNNI)
         isum[j] = _mm256_dpbusd_epi32(isum[j], lo, bcast4(a[j]->qs + 4 * m));
         isum[j] = _mm256_dpbusd_epi32(isum[j], hi, bcast4(a[j]->qs + 16 + 4 * m));
 #else
@@ -336,7 +358,7 @@ void tile_q8(const block_q8_0x8* w, int64_t nb, const uint8_t* acts, size_t as, 
 #if defined(SLM_VNNI)
       const __m256i u = _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80)));
       for (int j = 0; j < RN; ++j) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#if defined(SLM_X86_VNNI)
         isum[j] = _mm256_dpbusd_epi32(isum[j], u, bcast4(a[j]->qs + 4 * m));
 #else
         isum[j] = _mm256_dpbusd_avx_epi32(isum[j], u, bcast4(a[j]->qs + 4 * m));
@@ -411,7 +433,7 @@ void tile_qK(const Block* w, int64_t nb, const uint8_t* acts, size_t as, const i
         __m256i lo, hi;
         codes(c, lo, hi);
         for (int j = 0; j < RN; ++j) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#if defined(SLM_X86_VNNI)
           lo_dot[j] = _mm256_dpbusd_epi32(lo_dot[j], lo, bcast4(a[j]->qs + 64 * p + 4 * c));
           hi_dot[j] = _mm256_dpbusd_epi32(hi_dot[j], hi, bcast4(a[j]->qs + 64 * p + 32 + 4 * c));
 #else
@@ -494,7 +516,7 @@ void tile_q6K(const block_q6_Kx8* w, int64_t nb, const uint8_t* acts, size_t as,
       for (int j = 0; j < RN; ++j) {
         const int8_t* q = a[j]->qs + 16 * s;
         __m256i d = _mm256_set1_epi32(-32 * a[j]->bsums[s]);
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#if defined(SLM_X86_VNNI)
         d = _mm256_dpbusd_epi32(d, u0, bcast4(q));
         d = _mm256_dpbusd_epi32(d, u1, bcast4(q + 4));
         d = _mm256_dpbusd_epi32(d, u2, bcast4(q + 8));
@@ -563,7 +585,7 @@ void gemm_x8(const Block* w, int64_t nb, int64_t g_begin, int64_t g_end, const v
 
 }  // namespace
 
-bool rows_x8_available() { return true; }
+constexpr bool rows_x8_available() { return true; }
 
 void gemm_q4_0x8(const block_q4_0x8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
                  size_t act_stride, const int32_t* act_sums, int64_t n_tok, float* y, int64_t ys) {
@@ -598,7 +620,7 @@ void gemm_q6_Kx8(const block_q6_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_e
 
 #else
 
-bool rows_x8_available() { return false; }
+constexpr bool rows_x8_available() { return false; }
 
 void gemm_q4_Kx8(const block_q4_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
                  size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
@@ -627,4 +649,38 @@ void gemm_q8_0x8(const block_q8_0x8* w, int64_t nb, int64_t g_begin, int64_t g_e
 
 #endif
 
+extern const RowsX8Kernels kRowsX8;
+const RowsX8Kernels kRowsX8 = {rows_x8_available(), gemm_q4_0x8, gemm_q8_0x8, gemm_q4_Kx8, gemm_q5_Kx8, gemm_q6_Kx8};
+
+}  // namespace slm::SLM_TIER_NS
+
+#include "kernels/tier_end.h"
+
+#if SLM_TIER_BASE
+namespace slm {
+SLM_TIER_TABLE(::slm::RowsX8Kernels, kRowsX8)
+
+bool rows_x8_available() { return kRowsX8_of_tier().available; }
+
+void gemm_q4_0x8(const block_q4_0x8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                 size_t act_stride, const int32_t* act_sums, int64_t n_tok, float* y, int64_t ys) {
+  kRowsX8_of_tier().q4_0(w, nb, g_begin, g_end, acts, act_stride, act_sums, n_tok, y, ys);
+}
+void gemm_q8_0x8(const block_q8_0x8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                 size_t act_stride, const int32_t* act_sums, int64_t n_tok, float* y, int64_t ys) {
+  kRowsX8_of_tier().q8_0(w, nb, g_begin, g_end, acts, act_stride, act_sums, n_tok, y, ys);
+}
+void gemm_q4_Kx8(const block_q4_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                 size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
+  kRowsX8_of_tier().q4_K(w, nb, g_begin, g_end, acts, act_stride, n_tok, y, ys);
+}
+void gemm_q5_Kx8(const block_q5_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                 size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
+  kRowsX8_of_tier().q5_K(w, nb, g_begin, g_end, acts, act_stride, n_tok, y, ys);
+}
+void gemm_q6_Kx8(const block_q6_Kx8* w, int64_t nb, int64_t g_begin, int64_t g_end, const void* acts,
+                 size_t act_stride, int64_t n_tok, float* y, int64_t ys) {
+  kRowsX8_of_tier().q6_K(w, nb, g_begin, g_end, acts, act_stride, n_tok, y, ys);
+}
 }  // namespace slm
+#endif

@@ -2,11 +2,12 @@
 // floats at a time with AVX2+FMA. exp is the classic range reduction x = n·ln2 + r with a
 // degree-6 polynomial for e^r on |r| ≤ ln2/2, accurate to about 2 ulp over the whole float
 // range (the scalar std::exp and this differ far below the fixtures' tolerances).
+// Part of a tier section (include after kernels/tier_begin.h); empty below the AVX2 tier.
 #pragma once
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(SLM_X86_AVX2)
 #include <immintrin.h>
 
-namespace slm::simd {
+namespace slm::SLM_TIER_NS::simd {
 
 inline __m256 exp_ps(__m256 x) {
   // Below −87.33 e^x is subnormal or zero; above ln(FLT_MAX) = 88.72 it overflows. Inside that
@@ -54,5 +55,5 @@ inline float hmax_ps(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-}  // namespace slm::simd
+}  // namespace slm::SLM_TIER_NS::simd
 #endif

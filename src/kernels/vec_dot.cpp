@@ -75,14 +75,4 @@ float vec_dot_scalar(GgmlType t, int64_t n, const void* w, const void* a) {
   return f(n, w, a);
 }
 
-const char* vec_dot_isa() {
-#if defined(__AVX2__) && (defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__)))
-  return "avx2+vnni";
-#elif defined(__AVX2__)
-  return "avx2";
-#else
-  return "scalar";
-#endif
-}
-
 }  // namespace slm

@@ -54,7 +54,4 @@ void vec_dot_rows(GgmlType weight_type, int64_t n, const void* weight, size_t we
 // block, accumulated in order. Same arguments and activation encoding as vec_dot.
 float vec_dot_scalar(GgmlType weight_type, int64_t n, const void* weight_row, const void* act_row);
 
-// Name of the kernel family vec_dot dispatches to ("avx2+vnni", "avx2", "scalar").
-const char* vec_dot_isa();
-
 }  // namespace slm

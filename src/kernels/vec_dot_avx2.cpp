@@ -1,19 +1,27 @@
 // AVX2 dot-product kernels and activation encoders (AVX-VNNI's dpbusd where available).
 // Within a block the weight codes are unpacked to bytes and multiplied with the activation
 // codes in integers; each block's (or super-block's) integer sum is converted once and
-// multiplied by its float scale. Built as an empty table without AVX2.
-#include "kernels/vec_dot_kernels.h"
-
-#if defined(__AVX2__)
+// multiplied by its float scale. Compiled once per CPU tier (kernels/tier.h); the scalar
+// tier's table is empty (the dispatch then falls back to the scalar reference).
 #include <cmath>
 
-#include "kernels/vec_dot_simd.h"
+#include "kernels/tier.h"
+#include "kernels/vec_dot_kernels.h"
 #include "quant/blocks.h"
-#endif
 
 namespace slm::vdot {
+struct SimdKernels {
+  DotFn (*kernel)(GgmlType weight_type);
+  QuantizeActFn (*act_quantizer)(GgmlType act_type);
+};
+}  // namespace slm::vdot
 
-#if defined(__AVX2__)
+#include "kernels/tier_begin.h"
+#include "kernels/vec_dot_simd.h"
+
+namespace slm::SLM_TIER_NS::vdot {
+
+#if defined(SLM_X86_AVX2)
 
 using namespace slm::quant;
 
@@ -474,11 +482,26 @@ QuantizeActFn simd_act_quantizer(GgmlType act) {
   }
 }
 
-#else  // no AVX2: the dispatch falls back to the scalar reference
+#else  // no SIMD in this tier: the dispatch falls back to the scalar reference
 
 DotFn simd_kernel(GgmlType) { return nullptr; }
 QuantizeActFn simd_act_quantizer(GgmlType) { return nullptr; }
 
 #endif
 
-}  // namespace slm::vdot
+}  // namespace slm::SLM_TIER_NS::vdot
+
+namespace slm::SLM_TIER_NS {
+extern const vdot::SimdKernels kSimdKernels;
+const vdot::SimdKernels kSimdKernels = {vdot::simd_kernel, vdot::simd_act_quantizer};
+}  // namespace slm::SLM_TIER_NS
+
+#include "kernels/tier_end.h"
+
+#if SLM_TIER_BASE
+namespace slm {
+SLM_TIER_TABLE(::slm::vdot::SimdKernels, kSimdKernels)
+vdot::DotFn vdot::simd_kernel(GgmlType t) { return kSimdKernels_of_tier().kernel(t); }
+vdot::QuantizeActFn vdot::simd_act_quantizer(GgmlType t) { return kSimdKernels_of_tier().act_quantizer(t); }
+}  // namespace slm
+#endif

@@ -313,28 +313,36 @@ float dot_iq4_xs(int64_t n, const void* wv, const void* av) {
 
 // ---- float weights ----------------------------------------------------------------------
 
+// Float rows: eight running sums, one per lane of an 8-wide vector, added pairwise at the
+// end. Both faster (the compiler vectorises it without reassociating) and closer to the exact
+// sum than one running total over thousands of products.
+template <typename Load>
+float dot_floats(int64_t n, Load load) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += load(i + k);
+  float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) sum += load(i);
+  return sum;
+}
+
 float dot_f32(int64_t n, const void* wv, const void* av) {
   const auto* w = static_cast<const float*>(wv);
   const auto* a = static_cast<const float*>(av);
-  float sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += w[i] * a[i];
-  return sum;
+  return dot_floats(n, [&](int64_t i) { return w[i] * a[i]; });
 }
 
 float dot_f16(int64_t n, const void* wv, const void* av) {
   const auto* w = static_cast<const uint16_t*>(wv);
   const auto* a = static_cast<const uint16_t*>(av);
-  float sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += h2f(w[i]) * h2f(a[i]);
-  return sum;
+  return dot_floats(n, [&](int64_t i) { return h2f(w[i]) * h2f(a[i]); });
 }
 
 float dot_bf16(int64_t n, const void* wv, const void* av) {
   const auto* w = static_cast<const uint16_t*>(wv);
   const auto* a = static_cast<const uint16_t*>(av);
-  float sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += bf16_to_f32(w[i]) * bf16_to_f32(a[i]);
-  return sum;
+  return dot_floats(n, [&](int64_t i) { return bf16_to_f32(w[i]) * bf16_to_f32(a[i]); });
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
-// Small AVX2 building blocks shared by the vec_dot and gemm_q kernels. Only meaningful when
-// compiled with AVX2; everything here is inline.
+// Small AVX2 building blocks shared by the vec_dot and gemm_q kernels: part of a tier
+// section (include after kernels/tier_begin.h); empty below the AVX2 tier.
 #pragma once
-#if defined(__AVX2__)
+#if defined(SLM_X86_AVX2)
 #include <immintrin.h>
 
 #include <cstdint>
@@ -9,18 +9,14 @@
 
 #include "quant/types.h"
 
-#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
+#if defined(SLM_X86_VNNI) || defined(__AVXVNNI__)
 #define SLM_VNNI 1
 #endif
 
-namespace slm::vdot {
+namespace slm::SLM_TIER_NS::vdot {
 
 inline float h2f(uint16_t h) {
-#if defined(__F16C__)
   return _cvtsh_ss(h);
-#else
-  return fp16_to_f32(h);
-#endif
 }
 
 inline float hsum(__m256 v) {
@@ -41,7 +37,7 @@ inline int hsum_i32(__m256i v) {
 // every pair sum within int16 (|u·s + u'·s'| < 32768), so the AVX2 route, which saturates
 // there, and the VNNI one give the same integers.
 inline __m256i dot_u8s8(__m256i u, __m256i s) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#if defined(SLM_X86_VNNI)
   return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
 #elif defined(__AVXVNNI__)
   return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
@@ -79,5 +75,5 @@ inline __m256i loadu256(const void* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
 
-}  // namespace slm::vdot
-#endif  // __AVX2__
+}  // namespace slm::SLM_TIER_NS::vdot
+#endif  // SLM_X86_AVX2

@@ -8,9 +8,21 @@
 
 #include "kernels/attention.h"
 #include "kernels/kernels.h"
-#include "kernels/simd_math.h"
+#include "kernels/tier.h"
 #include "quant/quant.h"
 #include "quant/types.h"
+
+// exp_ps is tested through a small AVX2 section of this file's own (kernels/tier_begin.h).
+#if defined(__x86_64__)
+#undef SLM_TIER
+#define SLM_TIER 1
+#include "kernels/tier_begin.h"
+#include "kernels/simd_math.h"
+namespace slm::SLM_TIER_NS {
+void exp8(const float* x, float* y) { _mm256_storeu_ps(y, simd::exp_ps(_mm256_loadu_ps(x))); }
+}  // namespace slm::SLM_TIER_NS
+#include "kernels/tier_end.h"
+#endif
 
 namespace slm {
 namespace {
@@ -215,8 +227,9 @@ TEST(Attention, ReferenceMatchesHandComputedCases) {
   EXPECT_EQ(out2[0], 0.0f);
 }
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__x86_64__)
 TEST(SimdMath, ExpWithinFewUlpOfLibm) {
+  if (!cpu_tier_supported(CpuTier::Avx2)) GTEST_SKIP() << "this CPU has no AVX2";
   std::vector<float> xs;
   for (float x = -100.0f; x <= 90.0f; x += 0.0137f) xs.push_back(x);
   for (float x = 88.0f; x <= 88.7228f; x += 0.0011f) xs.push_back(x);  // the top of the range, densely
@@ -226,7 +239,7 @@ TEST(SimdMath, ExpWithinFewUlpOfLibm) {
   while (xs.size() % 8) xs.push_back(0.0f);
   for (size_t i = 0; i < xs.size(); i += 8) {
     float y[8];
-    _mm256_storeu_ps(y, simd::exp_ps(_mm256_loadu_ps(&xs[i])));
+    tier_avx2::exp8(&xs[i], y);
     for (int j = 0; j < 8; ++j) {
       const float x = xs[i + j];
       const double e = std::exp(double(x));
@@ -248,12 +261,18 @@ TEST(SimdMath, SwigluMatchesFormula) {
   std::vector<float> x(1003), g(1003);
   for (size_t i = 0; i < x.size(); ++i) x[i] = d(rng), g[i] = d(rng);
   x[0] = -120.0f, x[1] = 120.0f, x[2] = 0.0f;
-  std::vector<float> y = x;
-  swiglu(y.data(), g.data(), int64_t(y.size()));
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double want = double(x[i]) / (1 + std::exp(-double(x[i]))) * g[i];
-    ASSERT_NEAR(y[i], want, 1e-6 * (1 + std::fabs(want))) << x[i];
+  const CpuTier chosen = cpu_tier();
+  for (int t = 0; t < kCpuTierCount; ++t) {  // every tier this CPU runs
+    if (!cpu_tier_supported(CpuTier(t))) continue;
+    set_cpu_tier(CpuTier(t));
+    std::vector<float> y = x;
+    swiglu(y.data(), g.data(), int64_t(y.size()));
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double want = double(x[i]) / (1 + std::exp(-double(x[i]))) * g[i];
+      ASSERT_NEAR(y[i], want, 1e-6 * (1 + std::fabs(want))) << x[i] << " tier " << cpu_tier_name(CpuTier(t));
+    }
   }
+  set_cpu_tier(chosen);
 }
 #endif
 
