@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "gguf/gguf.h"
+#include "kernels/tier.h"
 #include "model/config.h"
 #include "quant/mixture.h"
 #include "slm/model.h"
@@ -104,6 +105,7 @@ int run_info(const std::string& path, bool as_json) {
       fmt::print("model: {}\n", config.describe());
       fmt::print("KV cache: {} per 1k tokens (f16), {} (f32)\n", human_bytes(KvCache::bytes_for(config, 1024, GgmlType::F16)),
                  human_bytes(KvCache::bytes_for(config, 1024, GgmlType::F32)));
+      fmt::print("CPU kernels here: {} (this CPU runs: {})\n", cpu_tier_name(cpu_tier()), cpu_tiers_supported());
     } catch (const Error& e) {
       fmt::print("model: not runnable by slm: {}\n", e.what());
     }
