@@ -26,6 +26,6 @@ cmake -S . -B build-aarch64 -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake" >/dev/null
 suites=(kernels quant model tokenizer)
 ninja -C build-aarch64 -j"$(nproc 2>/dev/null || echo 2)" "${suites[@]/#/test_}"
-# ctest prefixes each test with the emulator (CMAKE_CROSSCOMPILING_EMULATOR). One CPU tier on
-# aarch64 for now, so the forced-tier runs (kernels_scalar, ...) would repeat the plain ones.
-ctest --test-dir build-aarch64 -j2 --output-on-failure -R "^($(IFS='|'; echo "${suites[*]}"))\$"
+# ctest prefixes each test with the emulator (CMAKE_CROSSCOMPILING_EMULATOR). The plain runs
+# use the neon tier, kernels_scalar and model_scalar the scalar one.
+ctest --test-dir build-aarch64 -j2 --output-on-failure -R "^($(IFS='|'; echo "${suites[*]}"))(_scalar)?\$"

@@ -43,10 +43,16 @@ namespace slm {
 
 namespace {
 
-constexpr const char* kTierNames[] = {"scalar", "avx2", "avx512", "avx512vnni"};
+constexpr const char* kTierNames[] = {"scalar", "avx2", "avx512", "avx512vnni", "neon"};
+
+bool in_build(CpuTier tier) {
+  for (CpuTier t : kBuildTiers)
+    if (t == tier) return true;
+  return false;
+}
 
 bool cpu_offers(CpuTier tier) {
-  if (static_cast<int>(tier) >= kCpuTierCount) return false;
+  if (!in_build(tier)) return false;
 #if defined(__x86_64__)
   struct Features {
     bool avx2 = false, avx512 = false, vnni = false;
@@ -75,16 +81,17 @@ bool cpu_offers(CpuTier tier) {
     case CpuTier::Avx2: return f.avx2;
     case CpuTier::Avx512: return f.avx512;
     case CpuTier::Avx512Vnni: return f.vnni;
+    case CpuTier::Neon: return false;
   }
   return false;
 #else
-  return tier == CpuTier::Scalar;
+  return true;  // scalar, and NEON on aarch64 (part of the architecture)
 #endif
 }
 
 CpuTier best_tier() {
-  for (int t = kCpuTierCount - 1; t > 0; --t)
-    if (cpu_offers(static_cast<CpuTier>(t))) return static_cast<CpuTier>(t);
+  for (int i = kCpuTierCount - 1; i > 0; --i)
+    if (cpu_offers(kBuildTiers[i])) return kBuildTiers[i];
   return CpuTier::Scalar;
 }
 
@@ -96,7 +103,7 @@ CpuTier tier_from_env() {
     if (want != kTierNames[t]) continue;
     if (!cpu_offers(static_cast<CpuTier>(t)))
       throw Error("SLM_CPU=" + want + ": " +
-                  (t < kCpuTierCount ? "this CPU lacks it" : "this build has no such tier") +
+                  (in_build(static_cast<CpuTier>(t)) ? "this CPU lacks it" : "this build has no such tier") +
                   " (available: " + cpu_tiers_supported() + ")");
     return static_cast<CpuTier>(t);
   }
@@ -116,8 +123,8 @@ const char* cpu_tier_name(CpuTier tier) {
 
 std::string cpu_tiers_supported() {
   std::string s;
-  for (int t = 0; t < kCpuTierCount; ++t)
-    if (cpu_offers(static_cast<CpuTier>(t))) s += (s.empty() ? "" : " ") + std::string(kTierNames[t]);
+  for (CpuTier t : kBuildTiers)
+    if (cpu_offers(t)) s += (s.empty() ? "" : " ") + std::string(cpu_tier_name(t));
   return s;
 }
 

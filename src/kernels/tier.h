@@ -5,8 +5,8 @@
 // ...) and under that tier's target pragma (tier_begin.h); everything else is built for the
 // architecture's baseline. A kernel file's entry points form one table per tier, and the
 // baseline copy's dispatcher picks the table of cpu_tier(). So one binary runs the best
-// kernels on every x86-64 machine, and SLM_CPU=scalar|avx2|avx512|avx512vnni forces a tier
-// (tests compare them; users rule out a suspect one).
+// kernels on every x86-64 machine, and SLM_CPU=scalar|avx2|avx512|avx512vnni (neon on
+// aarch64) forces a tier (tests compare them; users rule out a suspect one).
 #pragma once
 
 #include <string>
@@ -26,14 +26,24 @@ enum class CpuTier : int {
   Avx2 = 1,        // x86-64 AVX2 + FMA + F16C + BMI2 (Haswell, Zen 1 and later)
   Avx512 = 2,      // + AVX-512 F/BW/DQ/VL (Skylake-X)
   Avx512Vnni = 3,  // + AVX-512 VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later)
+  Neon = 4,        // 64-bit Arm Advanced SIMD (every aarch64 CPU)
 };
 
-// Tiers compiled into this build, lowest first.
+// The tiers compiled into this build, lowest first (tables are indexed by the position in
+// this list, tier_index()).
 #if defined(__x86_64__)
-inline constexpr int kCpuTierCount = 4;
+inline constexpr CpuTier kBuildTiers[] = {CpuTier::Scalar, CpuTier::Avx2, CpuTier::Avx512, CpuTier::Avx512Vnni};
+#elif defined(__aarch64__)
+inline constexpr CpuTier kBuildTiers[] = {CpuTier::Scalar, CpuTier::Neon};
 #else
-inline constexpr int kCpuTierCount = 1;
+inline constexpr CpuTier kBuildTiers[] = {CpuTier::Scalar};
 #endif
+inline constexpr int kCpuTierCount = static_cast<int>(sizeof(kBuildTiers) / sizeof(kBuildTiers[0]));
+constexpr int tier_index(CpuTier tier) {
+  for (int i = 0; i < kCpuTierCount; ++i)
+    if (kBuildTiers[i] == tier) return i;
+  return 0;
+}
 
 // The tier in use: SLM_CPU when set (slm::Error when it names no tier or one this CPU lacks),
 // else the best this CPU and operating system support. Asked once, then kept.
@@ -58,7 +68,15 @@ std::string cpu_tiers_supported();
   inline const Type& name##_of_tier() {                                                               \
     static const Type* const tables[] = {&tier_scalar::name, &tier_avx2::name, &tier_avx512::name, \
                                          &tier_avx512vnni::name};                                     \
-    return *tables[static_cast<int>(cpu_tier())];                                                     \
+    return *tables[tier_index(cpu_tier())];                                                           \
+  }
+#elif defined(__aarch64__)
+#define SLM_TIER_TABLE(Type, name)                                                           \
+  namespace tier_scalar { extern const Type name; }                                        \
+  namespace tier_neon { extern const Type name; }                                          \
+  inline const Type& name##_of_tier() {                                                      \
+    static const Type* const tables[] = {&tier_scalar::name, &tier_neon::name};             \
+    return *tables[tier_index(cpu_tier())];                                                  \
   }
 #else
 #define SLM_TIER_TABLE(Type, name)                     \

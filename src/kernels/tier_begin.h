@@ -7,6 +7,7 @@
 //   SLM_X86_AVX2     AVX2 + FMA + F16C + BMI2 intrinsics may be used
 //   SLM_X86_AVX512   AVX-512 F/BW/DQ/VL too
 //   SLM_X86_VNNI     AVX-512 VNNI (vpdpbusd, also on 256-bit vectors) too
+//   SLM_ARM_NEON     aarch64 Advanced SIMD intrinsics may be used
 // No include guard: it is meant to be included once per file, at the section's start.
 #include "kernels/tier.h"  // SLM_TIER, SLM_TIER_BASE
 
@@ -24,6 +25,9 @@
 #define SLM_X86_AVX2 1
 #define SLM_X86_AVX512 1
 #define SLM_X86_VNNI 1
+#elif SLM_TIER == 4 && defined(__aarch64__)
+#define SLM_TIER_NS tier_neon
+#define SLM_ARM_NEON 1  // baseline on aarch64: no target pragma needed
 #else
 #error "SLM_TIER names no tier of this architecture"
 #endif
@@ -36,6 +40,8 @@
 #include <cstring>
 #if defined(__x86_64__)
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
 #endif
 
 // The target pragma applies to every function defined after it (lambdas and templates

@@ -482,6 +482,130 @@ QuantizeActFn simd_act_quantizer(GgmlType act) {
   }
 }
 
+#elif defined(SLM_ARM_NEON)
+
+// The NEON kernels: each block's integer sum with Advanced SIMD (exact, as the scalar
+// reference's), then the same float arithmetic as the reference, block by block.
+using namespace slm::quant;
+
+namespace {
+
+inline float h2f(uint16_t h) { return fp16_to_f32(h); }
+
+// acc + Σ x·y over 16 signed bytes, in four i32 lanes. Each product (at most 128·127 in
+// magnitude) fits an i16; the pairwise adds widen to i32.
+inline int32x4_t dot16(int32x4_t acc, int8x16_t x, int8x16_t y) {
+  acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(x), vget_low_s8(y)));
+  return vpadalq_s16(acc, vmull_high_s8(x, y));
+}
+
+inline int8x16_t low_nibbles(uint8x16_t q) { return vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0F))); }
+inline int8x16_t high_nibbles(uint8x16_t q) { return vreinterpretq_s8_u8(vshrq_n_u8(q, 4)); }
+
+float dot_q4_0(int64_t n, const void* wv, const void* av) {
+  const auto* w = static_cast<const block_q4_0*>(wv);
+  const auto* a = static_cast<const block_q8_0*>(av);
+  const int8x16_t eight = vdupq_n_s8(8);
+  float sum = 0;
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const uint8x16_t q = vld1q_u8(w[i].qs);
+    int32x4_t acc = dot16(vdupq_n_s32(0), vsubq_s8(low_nibbles(q), eight), vld1q_s8(a[i].qs));
+    acc = dot16(acc, vsubq_s8(high_nibbles(q), eight), vld1q_s8(a[i].qs + 16));
+    sum += h2f(w[i].d) * h2f(a[i].d) * static_cast<float>(vaddvq_s32(acc));
+  }
+  return sum;
+}
+
+float dot_q8_0(int64_t n, const void* wv, const void* av) {
+  const auto* w = static_cast<const block_q8_0*>(wv);
+  const auto* a = static_cast<const block_q8_0*>(av);
+  float sum = 0;
+  for (int64_t i = 0; i < n / QK; ++i) {
+    int32x4_t acc = dot16(vdupq_n_s32(0), vld1q_s8(w[i].qs), vld1q_s8(a[i].qs));
+    acc = dot16(acc, vld1q_s8(w[i].qs + 16), vld1q_s8(a[i].qs + 16));
+    sum += h2f(w[i].d) * h2f(a[i].d) * static_cast<float>(vaddvq_s32(acc));
+  }
+  return sum;
+}
+
+float dot_q4_K(int64_t n, const void* wv, const void* av) {
+  const auto* w = static_cast<const block_q4_K*>(wv);
+  const auto* a = static_cast<const block_q8_K*>(av);
+  float sum = 0;
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const block_q4_K& b = w[i];
+    const int8_t* y = a[i].qs;
+    int sum_scaled = 0, sum_mins = 0;
+    for (int c = 0; c < 4; ++c) {
+      uint8_t sc1, m1, sc2, m2;
+      unpack_scale_min_k4(2 * c, b.scales, &sc1, &m1);
+      unpack_scale_min_k4(2 * c + 1, b.scales, &sc2, &m2);
+      const uint8x16_t q0 = vld1q_u8(b.qs + 32 * c), q1 = vld1q_u8(b.qs + 32 * c + 16);
+      int32x4_t lo = dot16(vdupq_n_s32(0), low_nibbles(q0), vld1q_s8(y + 64 * c));
+      lo = dot16(lo, low_nibbles(q1), vld1q_s8(y + 64 * c + 16));
+      int32x4_t hi = dot16(vdupq_n_s32(0), high_nibbles(q0), vld1q_s8(y + 64 * c + 32));
+      hi = dot16(hi, high_nibbles(q1), vld1q_s8(y + 64 * c + 48));
+      sum_scaled += sc1 * vaddvq_s32(lo) + sc2 * vaddvq_s32(hi);
+      sum_mins += m1 * (a[i].bsums[4 * c] + a[i].bsums[4 * c + 1]) +
+                  m2 * (a[i].bsums[4 * c + 2] + a[i].bsums[4 * c + 3]);
+    }
+    sum += a[i].d * h2f(b.d) * static_cast<float>(sum_scaled) -
+           a[i].d * h2f(b.dmin) * static_cast<float>(sum_mins);
+  }
+  return sum;
+}
+
+float dot_q6_K(int64_t n, const void* wv, const void* av) {
+  const auto* w = static_cast<const block_q6_K*>(wv);
+  const auto* a = static_cast<const block_q8_K*>(av);
+  const uint8x16_t m4 = vdupq_n_u8(0x0F), m2 = vdupq_n_u8(0x03);
+  const int8x16_t bias = vdupq_n_s8(32);
+  float sum = 0;
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const block_q6_K& b = w[i];
+    int sumi = 0;
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = b.ql + 64 * half;
+      const uint8_t* qh = b.qh + 32 * half;
+      const int8_t* sc = b.scales + 8 * half;
+      const int8_t* y = a[i].qs + 128 * half;
+      int s[8];  // per group of 16 within this half, as the reference's
+      for (int g = 0; g < 2; ++g) {
+        const int l = 16 * g;
+        const uint8x16_t qa = vld1q_u8(ql + l), qb = vld1q_u8(ql + 32 + l), h = vld1q_u8(qh + l);
+        const auto code = [&](uint8x16_t low4, uint8x16_t high2) {
+          return vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(low4, vshlq_n_u8(high2, 4))), bias);
+        };
+        const int8x16_t q1 = code(vandq_u8(qa, m4), vandq_u8(h, m2));
+        const int8x16_t q2 = code(vandq_u8(qb, m4), vandq_u8(vshrq_n_u8(h, 2), m2));
+        const int8x16_t q3 = code(vshrq_n_u8(qa, 4), vandq_u8(vshrq_n_u8(h, 4), m2));
+        const int8x16_t q4 = code(vshrq_n_u8(qb, 4), vshrq_n_u8(h, 6));
+        s[g] = vaddvq_s32(dot16(vdupq_n_s32(0), q1, vld1q_s8(y + l)));
+        s[g + 2] = vaddvq_s32(dot16(vdupq_n_s32(0), q2, vld1q_s8(y + 32 + l)));
+        s[g + 4] = vaddvq_s32(dot16(vdupq_n_s32(0), q3, vld1q_s8(y + 64 + l)));
+        s[g + 6] = vaddvq_s32(dot16(vdupq_n_s32(0), q4, vld1q_s8(y + 96 + l)));
+      }
+      for (int g = 0; g < 8; ++g) sumi += sc[g] * s[g];
+    }
+    sum += a[i].d * h2f(b.d) * static_cast<float>(sumi);
+  }
+  return sum;
+}
+
+}  // namespace
+
+DotFn simd_kernel(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_0: return dot_q4_0;
+    case GgmlType::Q8_0: return dot_q8_0;
+    case GgmlType::Q4_K: return dot_q4_K;
+    case GgmlType::Q6_K: return dot_q6_K;
+    default: return nullptr;  // the scalar reference
+  }
+}
+
+QuantizeActFn simd_act_quantizer(GgmlType) { return nullptr; }
+
 #else  // no SIMD in this tier: the dispatch falls back to the scalar reference
 
 DotFn simd_kernel(GgmlType) { return nullptr; }

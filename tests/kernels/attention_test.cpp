@@ -262,14 +262,14 @@ TEST(SimdMath, SwigluMatchesFormula) {
   for (size_t i = 0; i < x.size(); ++i) x[i] = d(rng), g[i] = d(rng);
   x[0] = -120.0f, x[1] = 120.0f, x[2] = 0.0f;
   const CpuTier chosen = cpu_tier();
-  for (int t = 0; t < kCpuTierCount; ++t) {  // every tier this CPU runs
-    if (!cpu_tier_supported(CpuTier(t))) continue;
-    set_cpu_tier(CpuTier(t));
+  for (CpuTier t : kBuildTiers) {  // every tier this CPU runs
+    if (!cpu_tier_supported(t)) continue;
+    set_cpu_tier(t);
     std::vector<float> y = x;
     swiglu(y.data(), g.data(), int64_t(y.size()));
     for (size_t i = 0; i < x.size(); ++i) {
       const double want = double(x[i]) / (1 + std::exp(-double(x[i]))) * g[i];
-      ASSERT_NEAR(y[i], want, 1e-6 * (1 + std::fabs(want))) << x[i] << " tier " << cpu_tier_name(CpuTier(t));
+      ASSERT_NEAR(y[i], want, 1e-6 * (1 + std::fabs(want))) << x[i] << " tier " << cpu_tier_name(t);
     }
   }
   set_cpu_tier(chosen);
