@@ -19,17 +19,7 @@ packages=(
 # Node.js and npm for the end-to-end tests with the official OpenAI client (some machines
 # carry a newer Node.js of their own; only install Debian's when there is none).
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  echo "setup: installing ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+bash scripts/apt-install.sh "${packages[@]}"
 
 if [ -f tests/e2e/package.json ] && command -v npm >/dev/null; then
   (cd tests/e2e && npm install --no-audit --no-fund --silent)

@@ -59,29 +59,22 @@ std::string cpu_tiers_supported();
 // Declares the per-tier copies of a kernel file's table `const Type name` (each tier's copy
 // of the file defines its own) and name_of_tier(), which returns the running tier's. Used at
 // namespace slm scope in the file's baseline copy.
+// M(namespace, Type, name) once per tier namespace of the build, in kBuildTiers' order.
 #if defined(__x86_64__)
-#define SLM_TIER_TABLE(Type, name)                                                                    \
-  namespace tier_scalar { extern const Type name; }                                                 \
-  namespace tier_avx2 { extern const Type name; }                                                   \
-  namespace tier_avx512 { extern const Type name; }                                                 \
-  namespace tier_avx512vnni { extern const Type name; }                                             \
-  inline const Type& name##_of_tier() {                                                               \
-    static const Type* const tables[] = {&tier_scalar::name, &tier_avx2::name, &tier_avx512::name, \
-                                         &tier_avx512vnni::name};                                     \
-    return *tables[tier_index(cpu_tier())];                                                           \
-  }
+#define SLM_TIER_NAMESPACES(M, Type, name) \
+  M(tier_scalar, Type, name) M(tier_avx2, Type, name) M(tier_avx512, Type, name) M(tier_avx512vnni, Type, name)
 #elif defined(__aarch64__)
-#define SLM_TIER_TABLE(Type, name)                                                           \
-  namespace tier_scalar { extern const Type name; }                                        \
-  namespace tier_neon { extern const Type name; }                                          \
-  inline const Type& name##_of_tier() {                                                      \
-    static const Type* const tables[] = {&tier_scalar::name, &tier_neon::name};             \
-    return *tables[tier_index(cpu_tier())];                                                  \
-  }
+#define SLM_TIER_NAMESPACES(M, Type, name) M(tier_scalar, Type, name) M(tier_neon, Type, name)
 #else
-#define SLM_TIER_TABLE(Type, name)                     \
-  namespace tier_scalar { extern const Type name; }  \
-  inline const Type& name##_of_tier() { return tier_scalar::name; }
+#define SLM_TIER_NAMESPACES(M, Type, name) M(tier_scalar, Type, name)
 #endif
+#define SLM_TIER_EXTERN_(ns, Type, name) namespace ns { extern const Type name; }
+#define SLM_TIER_ADDRESS_(ns, Type, name) &ns::name,
+#define SLM_TIER_TABLE(Type, name)                                                         \
+  SLM_TIER_NAMESPACES(SLM_TIER_EXTERN_, Type, name)                                        \
+  inline const Type& name##_of_tier() {                                                    \
+    static const Type* const tables[] = {SLM_TIER_NAMESPACES(SLM_TIER_ADDRESS_, Type, name)}; \
+    return *tables[tier_index(cpu_tier())];                                                \
+  }
 
 }  // namespace slm
